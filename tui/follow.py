@@ -1,0 +1,357 @@
+"""Bytes -> lines -> events: an incremental tail reader for a training log, and a one-shot read.
+
+The fast path never loops over every line in Python: it reads 8 MiB chunks, and only lines that a
+bytes-level prefilter (one regex anchored on the ` - ` of a log prefix, plus a few literal needles)
+picks go to `tui.logparse`. Events whose latest value is all that matters (progress, grad-monitor
+stats, a plain warning) are coalesced to the last one per read; the folded state is the same as the
+plain line loop's (`fast=False`), which tests check.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import BinaryIO
+
+from tui import logparse as lp
+from tui.runstate import RunState
+
+CHUNK = 8 << 20  # bytes per read
+LINE_CAP = 64 << 10  # a longer line keeps its first LINE_CAP bytes; the rest is skipped
+
+# Message starts that can make an event, factored by first byte (sre tries branches in order).
+_STARTS = (
+    rb"[\x80-\xff]|\[(?:exit|error|signal|epoch-end|data-filter|GRAD-MONITOR|\w{1,20}+\] (?:Epoch |Validation loss))"
+    rb"|E(?:poch \d)|S(?:harpe: |tarting )|V(?:al [mM]etrics)|t(?:rain/total_loss: )|v(?:al/loss: )"
+    rb"|L(?:earning rate: |ow prediction variance)|B(?:est (?:validation loss|model saved))"
+    rb"|C(?:heckpoint saved: |reating data loaders)|A(?:chieved Sharpe)|G(?:PU: )|U(?:sing device: )"
+    rb"|F(?:ound |itting OnlineRobustScaler)|O(?:nlineRobustScaler fitted)|I(?:terable datasets ready)"
+    rb"|D(?:ata loaders created)|r(?:unctl engine )|=(?:== Training Complete)"
+)
+_WS = rb"[ \t\x0b\x0c]*+"
+# Matches right after a prefix's " - " (our [progress] lines, the bulk, are rejected first):
+# `gs` grad stats (coalesced), `ev` a line to parse (an event start, any wrapper-format line
+# `X - `, an ERROR/CRITICAL line), `cont` an empty message continued on the next line,
+# `W` a WARNING line (counted; the last one parsed).
+SCAN_RE = re.compile(
+    rb" - (?!\[progress\] )(?:(?P<gs>\[GRAD-MONITOR\] step=)"
+    rb"|(?P<ev>" + _WS + rb"(?:" + _STARTS + rb")|(?<=[A-Z] - )|(?<=[RL]\] - ))"
+    rb"|(?P<cont>\n" + _WS + rb"(?:" + _STARTS + rb"))"
+    rb"|(?<=NG\] - )(?P<W>))"
+)
+_TB = lp.TRACEBACK.encode()  # bare lines: no prefix to anchor on
+_COALESCED = (b"[progress] ", b"Epoch ")  # the last Progress per read (ours, tqdm)
+Segment = tuple[bytes, int, int]  # (buffer, start, end): whole lines buf[start:end], end after a \n
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+def cap_long_lines(buf: bytes, start: int, end: int, cap: int = LINE_CAP) -> Segment:
+    """Cut every line of buf[start:end] to its first `cap` bytes, without a line loop."""
+    p = start
+    pieces: list[bytes] = []
+    keep_from = start
+    while end - p > cap:
+        q = buf.rfind(b"\n", p, p + cap + 1)
+        if q >= 0:
+            p = q + 1
+            continue
+        e = buf.find(b"\n", p + cap, end)
+        pieces.append(buf[keep_from : p + cap])
+        keep_from = p = e
+    if not pieces:
+        return buf, start, end
+    pieces.append(buf[keep_from:end])
+    out = b"".join(pieces)
+    return out, 0, len(out)
+
+
+class LineAssembler:
+    """Raw bytes -> whole lines: `\r` is a line break, a partial last line waits for its end."""
+
+    def __init__(self, cap: int = LINE_CAP) -> None:
+        self.cap = cap
+        self.partial = b""
+        self.skipping = False  # inside an over-long line, dropping bytes until its end
+        self.held_cr = False  # a trailing \r that may be the first half of \r\n
+
+    def feed(self, data: bytes) -> list[Segment]:
+        """The complete lines now available, as segments of (mostly) the given buffer."""
+        if self.held_cr:
+            data = b"\r" + data
+            self.held_cr = False
+        if data.endswith(b"\r"):
+            data = data[:-1]
+            self.held_cr = True
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        pos = 0
+        if self.skipping:
+            pos = data.find(b"\n")
+            if pos < 0:
+                return []
+            self.skipping = False
+        first = data.find(b"\n", pos)
+        if first < 0:
+            self._keep(data, pos)
+            return []
+        room = self.cap - len(self.partial)
+        head = self.partial + data[pos : min(first, pos + room)] + b"\n"
+        segs: list[Segment] = [(head, 0, len(head))]
+        last = data.rfind(b"\n")
+        if last > first:
+            segs.append(cap_long_lines(data, first + 1, last + 1, self.cap))
+        self.partial = b""
+        self._keep(data, last + 1)
+        return segs
+
+    def _keep(self, data: bytes, pos: int) -> None:
+        """Add data[pos:] to the partial line, keeping at most `cap` bytes."""
+        room = self.cap - len(self.partial)
+        if len(data) - pos > room:
+            self.skipping = True
+        self.partial += data[pos : pos + room]
+
+
+def _line_at(buf: bytes, pos: int) -> tuple[int, int]:
+    """(start, end) of the line holding byte `pos` (end: index of its \n)."""
+    return buf.rfind(b"\n", 0, pos) + 1, buf.find(b"\n", pos)
+
+
+class RegionScanner:
+    """Whole lines -> events, fast (prefilter) or plain (every line); keeps the cross-line context."""
+
+    def __init__(self, fast: bool = True) -> None:
+        self.fast = fast
+        self.seen_time = False
+        self.parser = lp.LineParser()  # in_traceback / cont shared by both paths
+
+    def scan(self, seg: Segment) -> list[lp.Event]:
+        """Events of the segment's lines, in line order, closed by one Activity."""
+        buf, start, end = seg
+        if end <= start:
+            return []
+        return self._scan_fast(buf, start, end) if self.fast else self._scan_plain(buf, start, end)
+
+    def _scan_plain(self, buf: bytes, start: int, end: int) -> list[lp.Event]:
+        events = lp.parse_lines(_decode(buf[start : end - 1]).split("\n"), self.parser)
+        act = events[-1]
+        assert isinstance(act, lp.Activity)
+        if self.seen_time:
+            events[-1] = lp.Activity(act.lines, act.warnings, act.errors, None, t=act.t)
+        self.seen_time = self.seen_time or act.t is not None
+        return events
+
+    def _scan_fast(self, buf: bytes, start: int, end: int) -> list[lp.Event]:
+        found: dict[int, lp.Event] = {}
+        levels: dict[int, str] = {}
+        parse: set[int] = set()
+        conts: list[int] = []
+        last_w = last_gs = -1
+        if self.parser.cont is not None:  # the previous read ended with an empty message
+            conts.append(start - 1)
+        for m in SCAN_RE.finditer(buf, start, end):
+            g = m.lastgroup
+            ls = buf.rfind(b"\n", 0, m.start()) + 1
+            if g == "ev":
+                parse.add(ls)
+            elif g == "W":
+                levels[ls] = "WARNING"
+                last_w = ls
+            elif g == "cont":
+                conts.append(ls)
+            else:
+                last_gs = ls
+        i = buf.find(_TB, start, end)
+        while i >= 0:
+            ls, le = _line_at(buf, i)
+            parse.add(ls)
+            i = buf.find(_TB, le, end)
+        for ls in (last_gs, last_w):
+            if ls >= 0:
+                parse.add(ls)
+        for ls in parse:
+            lv, ev = lp.parse_full(_decode(buf[ls : buf.find(b"\n", ls)]))
+            if lv == "WARNING" or lv == "ERROR":
+                levels[ls] = lv
+            if ev is not None and not isinstance(ev, lp.Progress):
+                found[ls] = ev
+        self._continuations(buf, start, conts, found, levels)
+        self._last_progress(buf, start, end, found)
+        self._tracebacks(buf, start, end, found)
+        self.parser.cont = None
+        if buf.endswith(b" - ", start, end - 1):  # the last line's message may be on the next
+            ls = buf.rfind(b"\n", start, end - 1) + 1 or start
+            self.parser.cont = lp.parse_prefixed(_decode(buf[ls : end - 1]))[2]
+        events = [found[k] for k in sorted(found)]
+        warnings = sum(1 for v in levels.values() if v == "WARNING")
+        events.append(lp.Activity(buf.count(b"\n", start, end), warnings, len(levels) - warnings,
+                                  self._first_time(buf, start, end), t=self._last_time(buf, start, end)))
+        return events
+
+    def _continuations(self, buf: bytes, start: int, conts: list[int], found: dict[int, lp.Event],
+                       levels: dict[int, str]) -> None:
+        """Lines whose (empty) message went on the next line: parse that line as the message."""
+        for ls in conts:
+            if ls < start:
+                cont = self.parser.cont
+            else:
+                lv, _, cont = lp.parse_prefixed(_decode(buf[ls : buf.find(b"\n", ls)]))
+                if lv == "WARNING" or lv == "ERROR":
+                    levels[ls] = lv
+            nxt = buf.find(b"\n", ls) + 1 if ls >= start else start
+            line = _decode(buf[nxt : buf.find(b"\n", nxt)])
+            if cont is None or lp.split_prefix(line)[2] is not None:
+                continue
+            ev = lp.parse_continuation(line, cont)
+            if ev is not None and not isinstance(ev, lp.Progress):
+                found[nxt] = ev
+
+    def _last_progress(self, buf: bytes, start: int, end: int, found: dict[int, lp.Event]) -> None:
+        """Add the segment's last Progress event (ours or tqdm) to `found`."""
+        best: tuple[int, lp.Event] | None = None
+        for needle in _COALESCED:
+            stop = end
+            while True:
+                i = buf.rfind(needle, start, stop)
+                if i < 0 or (best is not None and i < best[0]):
+                    break
+                ls, le = _line_at(buf, i)
+                _, ev = lp.parse_full(_decode(buf[ls:le]))
+                if isinstance(ev, lp.Progress):
+                    best = (ls, ev)
+                    break
+                stop = ls
+        if best is not None and best[0] not in found:
+            found[best[0]] = best[1]
+
+    def _tracebacks(self, buf: bytes, start: int, end: int, found: dict[int, lp.Event]) -> None:
+        """Find each traceback's error line (it may come in a later read)."""
+        starts = sorted(k for k, ev in found.items() if isinstance(ev, lp.TracebackStart))
+        pending = self.parser.in_traceback
+        if pending:
+            pending = self._tb_end(buf, start, end, found)
+        for ls in starts:
+            pending = self._tb_end(buf, buf.find(b"\n", ls) + 1, end, found)
+        self.parser.in_traceback = pending
+
+    @staticmethod
+    def _tb_end(buf: bytes, pos: int, end: int, found: dict[int, lp.Event]) -> bool:
+        """Scan from `pos` for the error line; True when the segment ended first."""
+        while pos < end:
+            e = buf.find(b"\n", pos)
+            line = _decode(buf[pos:e])
+            if lp.is_traceback_error(line):
+                found[pos] = lp.TracebackEnd(line.strip())
+                return False
+            pos = e + 1
+        return True
+
+    def _first_time(self, buf: bytes, start: int, end: int) -> float | None:
+        if self.seen_time:
+            return None
+        pos = start
+        while pos < end:
+            e = buf.find(b"\n", pos)
+            t = lp.line_time(_decode(buf[pos:e]))
+            if t is not None:
+                self.seen_time = True
+                return t
+            pos = e + 1
+        return None
+
+    @staticmethod
+    def _last_time(buf: bytes, start: int, end: int) -> float | None:
+        stop = end - 1
+        while stop >= start:
+            s = buf.rfind(b"\n", 0, stop) + 1
+            t = lp.line_time(_decode(buf[s:stop]))
+            if t is not None:
+                return t
+            stop = s - 1
+        return None
+
+
+class LogFollower:
+    """Follow one log file: `poll()` reads only the new bytes and returns their events."""
+
+    def __init__(self, path: str | os.PathLike[str], fast: bool = True, chunk: int = CHUNK) -> None:
+        self.path = Path(path)
+        self.fast = fast
+        self.chunk = chunk
+        self.state = RunState()
+        self.offset = 0
+        self._fh: BinaryIO | None = None
+        self._ino: tuple[int, int] | None = None
+        self._lines = LineAssembler()
+        self._scanner = RegionScanner(fast)
+
+    def _restart(self) -> None:
+        self.offset = 0
+        self._lines = LineAssembler()
+        self._scanner = RegionScanner(self.fast)
+
+    def close(self) -> None:
+        """Close the file handle (poll() reopens)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def poll(self) -> list[lp.Event]:
+        """Events from the bytes appended since the last poll (state updated); [] if no file."""
+        out: list[lp.Event] = []
+        self._run(out)
+        return out
+
+    def _run(self, out: list[lp.Event] | None) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        ino = (st.st_dev, st.st_ino)
+        if self._fh is not None and ino != self._ino:
+            self._read(None, out)  # rotated: drain the old file, then follow the new one
+            self.close()
+            self._restart()
+        if self._fh is None:
+            try:
+                self._fh = open(self.path, "rb")  # noqa: SIM115 - kept open between polls
+            except OSError:
+                return
+            self._ino = ino
+            self._fh.seek(self.offset)
+        if st.st_size < self.offset:  # truncated: the log starts again
+            self._restart()
+            self._fh.seek(0)
+            self._emit([lp.Reset()], out)
+        self._read(st.st_size, out)
+
+    def _read(self, size: int | None, out: list[lp.Event] | None) -> None:
+        fh = self._fh
+        while fh is not None and (size is None or self.offset < size):
+            data = fh.read(self.chunk)
+            if not data:
+                break
+            self.offset += len(data)
+            for seg in self._lines.feed(data):
+                self._emit(self._scanner.scan(seg), out)
+
+    def _emit(self, events: list[lp.Event], out: list[lp.Event] | None) -> None:
+        apply = self.state.apply
+        for ev in events:
+            apply(ev)
+        if out is not None:
+            out.extend(events)
+
+
+def read_state(path: str | os.PathLike[str], fast: bool = True) -> RunState:
+    """One-shot: the state of a whole log file (a fresh RunState if the file does not exist)."""
+    follower = LogFollower(path, fast=fast)
+    try:
+        follower._run(None)
+    finally:
+        follower.close()
+    return follower.state
