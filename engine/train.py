@@ -1,0 +1,190 @@
+"""`train(cfg) -> metrics`: data, model, Lightning Trainer, the log stream, exit reasons."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from engine import __version__
+from engine.config import EngineConfig, non_default_items
+
+EXIT_FINISHED = 0
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 3
+EXIT_TERMINATED = 143
+
+_training_started = False
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived before training started: nothing to checkpoint."""
+
+
+def _early_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Lightning composes this with its own handler once fit() starts; from then on it only
+    # sets a flag and the SIGTERMException path saves a checkpoint.
+    if not _training_started:
+        raise Terminated(EXIT_TERMINATED)
+
+
+def install_early_sigterm() -> None:
+    """Make SIGTERM during start-up end the process with the documented status and final line."""
+    signal.signal(signal.SIGTERM, _early_sigterm)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    reason: str
+    status: int
+    epochs_completed: int
+    best_val_loss: float = math.nan
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _describe_device(cfg: EngineConfig, log: logging.Logger) -> None:
+    import torch
+
+    cuda = torch.cuda.is_available() and cfg.train.trainer.accelerator in ("auto", "gpu", "cuda")
+    log.info(f"Using device: {'cuda' if cuda else 'cpu'}")
+    if cuda:
+        props = torch.cuda.get_device_properties(0)
+        log.info(f"GPU: {props.name} ({props.total_memory / 1e9:.1f}GB)")
+    else:
+        log.info(f"GPU: none (CPU, {torch.get_num_threads()} threads)")
+    log.info(f"Precision: {cfg.train.trainer.precision}")
+
+
+def _devices(cfg: EngineConfig) -> Any:
+    d = cfg.train.trainer.devices.strip()
+    if d == "auto":
+        return "auto"
+    if "," in d:
+        return [int(x) for x in d.split(",") if x.strip()]
+    return int(d) if d.isdigit() else d
+
+
+def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Logger) -> TrainResult:
+    """Train per cfg; write checkpoints and metrics.csv under run_dir; return how it ended."""
+    global _training_started
+    import lightning as L
+    import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from engine.callbacks import GradMonitor, LoggedCheckpoint, LogStream, SigtermCheckpoint
+    from engine.data import prepare_data
+    from engine.lit_module import EngineModule, NonFiniteLossError
+    from engine.logstream import quiet_libraries
+
+    quiet_libraries()  # after importing lightning, which resets its own loggers' levels
+
+    tc = cfg.train.trainer
+    log.info(f"Random seed: {cfg.train.seed}")
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    if torch.get_num_threads() > (os.cpu_count() or 1):
+        torch.set_num_threads(os.cpu_count() or 1)
+    _describe_device(cfg, log)
+    log.info(f"Found hidden_size={cfg.model.hidden_size} at path: model.hidden_size")
+
+    data = prepare_data(cfg, log.info, log.warning)
+
+    module = EngineModule(cfg, data.n_features, data.return_channel, data.n_stocks, data.train, data.val)
+    n_params = sum(p.numel() for p in module.model.parameters())
+    log.info(f"Model: ATFT-GAT-FAN hidden_size={cfg.model.hidden_size} params={n_params:,}")
+    lw = cfg.loss
+    log.info(
+        "[LOSS-PER-DAY] enabled: Sharpe/RankIC/CS-IC/Huber computed per trading day (group_day); "
+        f"weights sharpe={lw.sharpe_weight:g} rankic={lw.rankic_weight:g} cs_ic={lw.cs_ic_weight:g} "
+        f"huber={lw.huber_weight:g} listnet={lw.listnet_weight:g} ranknet={lw.ranknet_weight:g} "
+        f"exposure={lw.exposure_weight:g} turnover={lw.turnover_weight:g} variance_floor={lw.variance_floor:g}"
+    )
+    log.info(f"[PRED-HEAD-INIT] {module.model.head_init_summary()}")
+
+    ckpt_dir = run_dir / "checkpoints" if run_dir else None
+    stream = LogStream(log, tc.progress_every, run_dir)
+    sigterm = SigtermCheckpoint(ckpt_dir, log)
+    callbacks: list[L.Callback] = [stream, sigterm]
+    if cfg.train.grad_monitor:
+        callbacks.append(GradMonitor(cfg.train.grad_monitor_every, log))
+    if ckpt_dir is not None:
+        callbacks.append(LoggedCheckpoint(ckpt_dir, log))
+
+    trainer = L.Trainer(
+        max_epochs=tc.max_epochs,
+        precision=tc.precision,  # type: ignore[arg-type]
+        accelerator="gpu" if tc.accelerator == "cuda" else tc.accelerator,
+        devices=_devices(cfg),
+        strategy=tc.strategy,
+        num_nodes=tc.num_nodes,
+        gradient_clip_val=tc.gradient_clip_val or None,
+        limit_train_batches=tc.limit_train_batches or None,
+        limit_val_batches=tc.limit_val_batches or None,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=ckpt_dir is not None,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        default_root_dir=str(run_dir) if run_dir else None,
+        deterministic=False,
+    )
+
+    ckpt_path = None
+    if resume:
+        if ckpt_dir is None:
+            raise FileNotFoundError("--resume needs --run-dir")
+        last = ckpt_dir / "last.ckpt"
+        if last.exists():
+            meta = torch.load(str(last), map_location="cpu", weights_only=False)
+            done = int(meta.get("epoch", -1)) + 1
+            log.info(f"Resuming from checkpoint {last} (completed_epochs={done}, next_epoch={done + 1}, "
+                     f"global_step={meta.get('global_step', 0)})")
+            ckpt_path = str(last)
+        elif (ckpt_dir / "interrupted.ckpt").exists():
+            log.warning(f"Resuming: no completed epoch in {ckpt_dir}; starting again from epoch 1")
+        else:
+            raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}")
+
+    steps = len(data.train)
+    if tc.limit_train_batches:
+        steps = min(steps, tc.limit_train_batches)
+    log.info(f"Starting training: max_epochs={tc.max_epochs} steps_per_epoch={steps}")
+    _training_started = True
+    t0 = time.monotonic()
+    try:
+        trainer.fit(module, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        sigterm.terminated = True
+    except NonFiniteLossError as e:
+        log.error(f"[error] {e}")
+        return TrainResult("error", EXIT_FAILED, stream.epochs_completed)
+    if sigterm.terminated or trainer.received_sigterm:
+        return TrainResult("terminated", EXIT_TERMINATED, stream.epochs_completed)
+    best = stream.best_val_loss if math.isfinite(stream.best_val_loss) else math.nan
+    log.info("=== Training Complete ===")
+    log.info(f"Best validation loss: {best:.4f}")
+    metrics: dict[str, Any] = {"train_time_s": time.monotonic() - t0}
+    ev = module.last_eval
+    if ev is not None:
+        metrics.update(sharpe=ev.sharpe, sharpe_ann=ev.sharpe_ann,
+                       ic={h: ev.per_horizon[h]["ic"] for h in module.horizons})
+    return TrainResult("finished", EXIT_FINISHED, trainer.current_epoch, best, metrics)
+
+
+def log_start(log: logging.Logger, cfg: EngineConfig, run_dir: Path | None,
+              env_applied: list[tuple[str, str, str]]) -> None:
+    """The first lines: version, pid, run dir, non-default config, env overrides."""
+    log.info(f"runctl engine {__version__} starting: pid={os.getpid()} run_dir={run_dir or '-'}")
+    items = " ".join(f"{k}={v}" for k, v in non_default_items(cfg))
+    log.info(f"Config: {items or '(defaults)'}")
+    for name, _key, value in env_applied:
+        log.info(f"[EnvOverride] {name} = {value} (via environment)")
