@@ -1,0 +1,303 @@
+"""Pilot tests of the app: every key and screen, over recorded logs and a fake launcher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from app_fixtures import CRASHED, DATA, SMOKE, TINY, make_app, sync, wait_for
+from textual.widgets import DataTable, Input, Log, OptionList
+
+from tui.screens.compare import CompareScreen
+from tui.screens.confirm import KillScreen
+from tui.screens.launch import LaunchScreen, parse_changes
+from tui.screens.runs import RunsScreen
+from tui.widgets.header import RunHeader
+from tui.widgets.logpane import LogPane
+from tui.widgets.phases import PhaseChecklist
+from tui.widgets.recommendation import RecommendationBar
+
+pytestmark = pytest.mark.timeout(60)
+SIZE = (120, 40)
+
+
+def snapshot_ready(app) -> bool:  # noqa: ANN001
+    """The follower has posted the run's state and its lines."""
+    return app.view is not None and app.view.state.epochs and app.main.query_one(LogPane).total > 0
+
+
+def texts(app) -> list[str]:  # noqa: ANN001
+    """The messages of the toasts shown so far."""
+    return [n.message for n in app._notifications]
+
+
+@sync
+async def test_main_screen_shows_a_recorded_run(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        st = app.view.state
+        assert (st.state, st.epoch, st.max_epochs) == ("training", 4, 10)
+        title = str(app.main.query_one("#run-title").render())
+        assert SMOKE[1] in title and "smoke" in title and "pid 4242" in title and "ETA" in title
+        assert app.main.query_one("#timeline-table", DataTable).row_count == 4
+        assert app.main.query_one("#metrics-table", DataTable).row_count >= 3
+        phases = str(app.main.query_one(PhaseChecklist).render())
+        assert phases.count("✅") == 7
+        assert "keep watching" in str(app.main.query_one(RecommendationBar).render())
+        log = app.main.query_one(Log)
+        assert len(log.lines) == len((DATA / SMOKE[0]).read_text().splitlines())
+        assert "9.50 steps/s" in str(app.main.query_one("#epoch-detail").render())
+
+
+@sync
+async def test_regex_filter_and_quick_filters(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        pane = app.main.query_one(LogPane)
+        await pilot.press("slash")
+        assert app.focused is app.main.query_one("#log-filter", Input)
+        await pilot.press(*"Sharpe:", "enter")
+        assert len(pane.shown) == 3 and all("Sharpe: " in ln for ln in pane.shown)
+        assert not app.main.query_one("#log-filter", Input).display
+        await pilot.press("3")  # SCALE
+        assert len(pane.shown) == 12 and all("SCALE(yhat/y)" in ln for ln in pane.shown)
+        await pilot.press("1")  # the seed's `grep -E "Epoch [0-9]+/10"`
+        assert [ln.split(" ", 1)[1] for ln in pane.shown] == [f"[main] Epoch {i}/10" for i in (1, 2, 3, 4)]
+        await pilot.press("6")
+        assert pane.shown and all("WARNING" in ln for ln in pane.shown)
+        await pilot.press("0")
+        assert len(pane.shown) == pane.total
+        await pilot.press("slash", *"[", "enter")  # a bad regex keeps the old filter
+        assert pane.pattern is None
+        assert any("bad regex" in t for t in texts(app))
+
+
+@sync
+async def test_log_pane_is_bounded_and_gets_chunks(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        pane = app.main.query_one(LogPane)
+        with open(app.view.log_path, "a") as f:
+            f.writelines(f"[2026-11-24 04:23:35,000][engine][INFO] - filler {i}\n" for i in range(6000))
+        await wait_for(pilot, lambda: pane.total >= 6083)
+        assert len(app.main.query_one(Log).lines) == 5000
+        assert pane.shown[-1].endswith("filler 5999")
+
+
+@sync
+async def test_launch_picker_filters_edits_and_launches(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("l")
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press(*"tin")
+        ol = app.screen.query_one(OptionList)
+        assert ol.option_count == 1 and app.screen.selected == "tiny"
+        details = str(app.screen.query_one("#preset-details").render())
+        assert "Tiny: 2 epochs" in details and "model.hidden_size=16" in details
+        app.screen.query_one("#changes", Input).value = "model.hidden_size=32 SHARPE_WEIGHT=0.3"
+        await pilot.pause()
+        assert "model.hidden_size=32" in str(app.screen.query_one("#preset-details").render())
+        app.screen.query_one("#changes", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: launcher.calls)
+        assert launcher.calls == [("launch", "tiny", ["model.hidden_size=32"], ["SHARPE_WEIGHT=0.3"], None)]
+        await wait_for(pilot, lambda: app.view is not None and app.view.run == "tiny_20261124_050000")
+        assert app.screen is app.main
+
+
+@sync
+async def test_launch_picker_rejects_bad_values_and_saves_a_preset(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("l", *"tiny")
+        app.screen.query_one("#changes", Input).value = "model.hidden_size=abc"
+        await pilot.press("enter")
+        assert isinstance(app.screen, LaunchScreen) and not launcher.calls
+        assert "hidden_size" in str(app.screen.query_one("#launch-error").render())
+        app.screen.query_one("#changes", Input).value = "model.hidden_size=24"
+        app.screen.query_one("#run-name", Input).value = "tiny24"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: (tmp_path / "presets" / "tiny24.toml").exists())
+        assert "extends" in (tmp_path / "presets" / "tiny24.toml").read_text()
+        assert not launcher.calls
+
+
+@sync
+async def test_escape_closes_the_picker(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press("escape")
+        assert app.screen is app.main and not launcher.calls
+
+
+def test_parse_changes() -> None:
+    assert parse_changes("--set a.b=1 --env X=2 c.d=3 Y_Z=4") == (["a.b=1", "c.d=3"], ["X=2", "Y_Z=4"])
+
+
+@sync
+async def test_next_applies_the_recommendation(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, runs=(TINY,), alive=(), run=TINY[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        rec = app.view.verdicts.recommendation
+        assert (rec.action, rec.preset) == ("launch", "smoke")
+        assert "n" in str(app.main.query_one(RecommendationBar).render())
+        await pilot.press("n")
+        await wait_for(pilot, lambda: launcher.calls)
+        assert launcher.calls == [("launch", "smoke", [], [], None)]
+
+
+@sync
+async def test_next_while_waiting_only_explains(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("n")
+        await pilot.pause()
+        assert not launcher.calls and any("keep watching" in t for t in texts(app))
+
+
+@sync
+async def test_kill_asks_then_escalates(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, run=SMOKE[1], kill_grace=12.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("k")
+        assert isinstance(app.screen, KillScreen)
+        text = str(app.screen.query_one("Static").render())
+        assert "SIGTERM" in text and "SIGKILL after 12 s" in text
+        await pilot.press("n")
+        assert app.screen is app.main and not launcher.calls
+        await pilot.press("k", "y")
+        await wait_for(pilot, lambda: any("exited after SIGTERM" in t for t in texts(app)))
+        assert launcher.calls == [("kill", SMOKE[1], 12.0)]
+        assert any("waiting up to 12s" in t for t in texts(app))
+
+
+@sync
+async def test_kill_refuses_a_finished_run(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, runs=(TINY,), alive=(), run=TINY[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("k")
+        assert app.screen is app.main and not launcher.calls
+
+
+@sync
+async def test_resume(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, runs=(CRASHED,), alive=(), run=CRASHED[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        assert app.view.state.state == "crashed"
+        await pilot.press("r")
+        await wait_for(pilot, lambda: launcher.calls)
+        assert launcher.calls == [("resume", CRASHED[1])]
+
+
+@sync
+async def test_runs_screen_opens_and_compares(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path, runs=(SMOKE, TINY, CRASHED), run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("R")
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        states = [table.get_row_at(i)[3] for i in range(3)]
+        assert states == ["● training", "✔ finished", "✖ crashed"]
+        await pilot.press("space", "down", "c")
+        assert isinstance(app.screen, CompareScreen)
+        diff = app.screen.query_one("#config-diff", DataTable)
+        assert [diff.get_row_at(i)[0] for i in range(diff.row_count)][:2] == ["preset", "max_epochs"]
+        deltas = app.screen.query_one("#metric-deltas", DataTable)
+        assert deltas.row_count > 3
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("enter")  # the cursor is on the tiny run
+        await wait_for(pilot, lambda: app.view is not None and app.view.run == TINY[1])
+        assert app.screen is app.main
+
+
+@sync
+async def test_no_arguments_attach_newest_active_else_runs(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path / "a", runs=(SMOKE, TINY), alive=(SMOKE[1],))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.view is not None)
+        assert app.view.run == SMOKE[1]
+    app, _, _ = make_app(tmp_path / "b", runs=(SMOKE, TINY), alive=())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("escape")  # nothing attached: the runs screen stays
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+
+
+@sync
+async def test_launch_at_start(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, runs=(), alive=(), launch="tiny")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.view is not None)
+        assert launcher.calls == [("launch", "tiny", [], [], None)]
+        assert app.view.run == "tiny_20261124_050000" and app.view.preset.name == "tiny"
+
+
+@sync
+async def test_export_writes_the_report(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("e")
+        path = tmp_path / "_logs" / "reports" / f"{SMOKE[1]}_status.md"
+        assert path.exists() and "Epoch 5 Validation" in path.read_text()
+        assert str(path) in texts(app)
+
+
+@sync
+async def test_quit_leaves_the_run_alone(tmp_path: Path) -> None:
+    app, _, launcher = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("q")
+    assert app.return_code == 0 and not launcher.calls
+
+
+@sync
+async def test_checkpoint_and_end_notify_with_bell(tmp_path: Path) -> None:
+    lines = (DATA / SMOKE[0]).read_text().splitlines(keepends=True)
+    cut = next(i for i, ln in enumerate(lines) if "Val metrics (z) h=1:" in ln)
+    app, store, _ = make_app(tmp_path, run=SMOKE[1])
+    store.log_path(SMOKE[1]).write_text("".join(lines[:cut]))  # epoch 1 not validated yet
+    bells: list[int] = []
+    app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.view is not None and app.view.state.epoch == 1)
+        assert not bells
+        with open(store.log_path(SMOKE[1]), "a") as f:
+            f.writelines(lines[cut:cut + 12])  # epoch 1's validation: checkpoint decided
+        await wait_for(pilot, lambda: any("healthy" in t for t in texts(app)))
+        assert bells
+        with open(store.log_path(SMOKE[1]), "a") as f:
+            f.write("[2026-11-24 04:24:00,000][engine][ERROR] - [error] non-finite loss: x\n"
+                    "[2026-11-24 04:24:00,001][engine][ERROR] - [exit] reason=error status=3 epochs_completed=1\n")
+        await wait_for(pilot, lambda: app.view.state.state == "crashed")
+        await wait_for(pilot, lambda: any("non-finite" in t for t in texts(app)))
+        assert len(bells) >= 2
+
+
+@sync
+async def test_small_terminal(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        assert app.main.has_class("-narrow")
+        assert app.main.query_one(RunHeader).region.height == 3
+        assert app.main.query_one(Log).region.height >= 5

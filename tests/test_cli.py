@@ -1,0 +1,158 @@
+"""`runctl`: bad input, fast paths (no torch/textual import), status/runs/report/presets output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tui.cli import main
+
+DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit 2, one `runctl: ...` line on stderr, no traceback."""
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runctl: "), r.stderr
+    for n in needles:
+        assert n in lines[0]
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["launch", "nope"], ["unknown preset 'nope'", "tiny", "smoke_v2"]),
+    (["launch", "tiny", "--set", "model.nope=1"], ["--set model.nope=1", "unknown config key"]),
+    (["launch", "tiny", "--set", "novalue"], ["--set novalue"]),
+    (["launch", "tiny", "--env", "SHARPE_WEIGHT=x"], ["--env SHARPE_WEIGHT=x"]),
+    (["launch", "tiny", "--env", "NOEQUALS"], ["--env NOEQUALS", "NAME=VALUE"]),
+    (["launch", "tiny", "--autopilot", "many"], ["--autopilot"]),
+    (["kill", "nope"], ["unknown run 'nope'", "recent runs: (none)"]),
+    (["resume", "nope"], ["unknown run 'nope'"]),
+    (["status", "nope"], ["unknown run 'nope'"]),
+    (["status", "--log", "missing.log"], ["log file not found: missing.log"]),
+    (["report", "--log", "missing.log"], ["log file not found"]),
+    (["status"], ["no runs in"]),
+    (["presets", "show", "nope"], ["unknown preset 'nope'"]),
+    (["frobnicate"], ["invalid choice"]),
+    (["kill", "x", "--grace", "-1"], ["--grace -1: must be >= 0"]),
+])
+def test_bad_input_is_one_line_and_writes_nothing(runctl, logs_dir, args, needles) -> None:
+    r = runctl(*args)
+    one_line_error(r, *needles)
+    assert not logs_dir.exists()  # nothing launched, nothing written
+
+
+def test_unknown_run_lists_recent_runs(runctl, logs_dir) -> None:
+    put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")
+    one_line_error(runctl("kill", "nope"), "recent runs: tiny_20261124_010101")
+
+
+def put_run(logs_dir: Path, log: str, run: str, preset: str = "tiny") -> Path:
+    """A recorded log plus a manifest whose process is long gone."""
+    training = logs_dir / "training"
+    training.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DATA / log, training / f"{run}.log")
+    manifest = {"run": run, "name": run.rsplit("_", 2)[0], "preset": preset,
+                "log": str(training / f"{run}.log"), "run_dir": str(logs_dir / "runs" / run),
+                "pid_file": str(training / "tiny.pid"), "created_at": 1.7e9, "host": "box",
+                "pid": 999999, "create_time": 1.0, "cmdline": ["python"], "state": "running"}
+    (training / f"{run}.json").write_text(json.dumps(manifest))
+    return training / f"{run}.log"
+
+
+FAST = ("import sys\nfrom tui.cli import main\nrc = main(sys.argv[1:])\n"
+        "heavy = [m for m in ('torch', 'lightning', 'textual') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)")
+
+
+@pytest.mark.parametrize("args", [
+    ["status", "--log", str(DATA / "app_smoke_running.log"), "--preset", "smoke"],
+    ["status", "--log", str(DATA / "app_smoke_running.log"), "--json"],
+    ["runs"], ["runs", "--json"], ["status", "--json"], ["presets", "list"],
+    ["presets", "show", "smoke_v2"],
+])
+def test_fast_paths_do_not_import_torch_or_textual(logs_dir, presets_dir, args) -> None:
+    put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")
+    r = subprocess.run([sys.executable, "-c", FAST, "--logs", str(logs_dir), "--presets",
+                        str(presets_dir), *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stderr
+
+
+def test_status_json_has_stable_keys(capsys, logs_dir, presets_dir) -> None:
+    log = put_run(logs_dir, "app_smoke_running.log", "smoke_20261124_042151", preset="smoke")
+    assert main(["--logs", str(logs_dir), "--presets", str(presets_dir), "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in ("run", "state", "epoch", "max_epochs", "phases", "epochs", "progress", "preset", "log",
+                "baseline", "criteria", "checkpoints", "recommendation", "table", "process",
+                "manifest", "variance_collapse"):
+        assert key in data
+    assert data["run"] == "smoke_20261124_042151" and data["preset"] == "smoke"
+    assert data["log"] == str(logs_dir / "training" / log.name)
+    assert data["state"] == "crashed"  # the recorded pid is gone and the log has no final line
+    assert data["error"] == "process exited without a final line"
+    assert data["process"] is None and data["epochs"][0]["epoch"] == 1
+    assert data["checkpoints"][0]["status"] == "decided"
+    assert data["recommendation"]["action"] in ("resume", "investigate")
+
+
+def test_status_text_over_ssh(capsys, presets_dir, logs_dir) -> None:
+    log = DATA / "app_smoke_running.log"
+    assert main(["--logs", str(logs_dir), "--presets", str(presets_dir), "status", "--log", str(log),
+                 "--preset", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out  # plain text
+    for needle in ("state TRAINING", "Phases", "[x] Data loaders created", "Epochs",
+                   "Metrics vs baseline", "Checkpoints", "Epoch 1 Validation", "Recommendation:"):
+        assert needle in out
+
+
+def test_runs_json(capsys, logs_dir, presets_dir) -> None:
+    put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")
+    assert main(["--logs", str(logs_dir), "--presets", str(presets_dir), "runs", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1
+    row = rows[0]
+    for key in ("run", "state", "pid", "log", "preset", "epoch", "max_epochs", "sharpe", "started_at"):
+        assert key in row
+    assert row["state"] == "finished" and row["epoch"] == row["max_epochs"]
+    assert isinstance(row["sharpe"], float)
+
+
+def test_report_markdown(tmp_path, logs_dir, presets_dir) -> None:
+    put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")
+    out = tmp_path / "report.md"
+    assert main(["--logs", str(logs_dir), "--presets", str(presets_dir), "report", "tiny",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# tiny_20261124_010101 - Monitoring Status")
+
+
+def test_presets_check_and_derive(tmp_path, capsys) -> None:
+    presets = tmp_path / "presets"
+    shutil.copytree(ROOT / "presets", presets)
+    base = ["--presets", str(presets), "presets"]
+    assert main([*base, "check", str(presets / "tiny.toml")]) == 0
+    assert "tiny.toml: ok" in capsys.readouterr().out
+    assert main([*base, "derive", "tiny", "--set", "model.hidden_size=8", "--env",
+                 "SHARPE_WEIGHT=0.5", "--as", "tiny8"]) == 0
+    assert (presets / "tiny8.toml").is_file()
+    capsys.readouterr()
+    assert main([*base, "show", "tiny8"]) == 0
+    shown = capsys.readouterr().out
+    assert "model.hidden_size=8" in shown and "SHARPE_WEIGHT=0.5" in shown
+    (presets / "broken.toml").write_text("max_epochs = 'ten'\n")
+    assert main([*base, "check", str(presets / "broken.toml")]) == 2
+    assert "max_epochs" in capsys.readouterr().out
+
+
+def test_tui_missing_module_says_so(monkeypatch, capsys, logs_dir) -> None:
+    monkeypatch.setitem(sys.modules, "tui.app", None)  # import fails as if the module were absent
+    assert main(["--logs", str(logs_dir), "tui"]) == 2
+    assert "runctl: the TUI is not available" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""The controller lock: one runctl at a time may launch, kill or resume runs of one `_logs`."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tui.errors import RunctlError
+
+LOCK_NAME = ".runctl.lock"
+DEFAULT_TIMEOUT = 10.0  # seconds; env RUNCTL_LOCK_TIMEOUT overrides
+
+
+class LockTimeout(RunctlError):
+    """Another controller held the lock for longer than the timeout."""
+
+
+def lock_path(logs_dir: Path | str) -> Path:
+    """`<logs>/training/.runctl.lock`."""
+    return Path(logs_dir) / "training" / LOCK_NAME
+
+
+def default_timeout() -> float:
+    """$RUNCTL_LOCK_TIMEOUT seconds, else DEFAULT_TIMEOUT."""
+    try:
+        return float(os.environ.get("RUNCTL_LOCK_TIMEOUT", DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+@contextlib.contextmanager
+def controller_lock(
+    logs_dir: Path | str, what: str = "", timeout: float | None = None
+) -> Iterator[None]:
+    """Hold an exclusive flock on the lock file; LockTimeout after `timeout` seconds."""
+    timeout = default_timeout() if timeout is None else timeout
+    path = lock_path(logs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder(path)
+                    raise LockTimeout(
+                        f"another runctl holds {path}{' (' + holder + ')' if holder else ''}; "
+                        f"gave up after {timeout:g}s, try again"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid={os.getpid()} {what}".strip().encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    """What the current holder wrote into the lock file (best effort)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()[:200]
+    except OSError:
+        return ""

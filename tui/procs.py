@@ -1,0 +1,128 @@
+"""Process identity and stats (psutil): never signal a pid that is not the run's engine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+CREATE_TIME_TOLERANCE = 0.5  # seconds; psutil derives create_time from boot time + start ticks
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a pid was when we started it: pid, psutil create_time, cmdline."""
+
+    pid: int
+    create_time: float
+    cmdline: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Manifest form."""
+        return {"pid": self.pid, "create_time": self.create_time, "cmdline": list(self.cmdline)}
+
+
+def identify(pid: int) -> Identity | None:
+    """The identity of a live (non-zombie) process, None if it is gone."""
+    try:
+        p = psutil.Process(pid)
+        with p.oneshot():
+            if p.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return Identity(pid, p.create_time(), tuple(p.cmdline()))
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        return None
+
+
+def mismatch(expected: Identity) -> str | None:
+    """Why the live process with this pid is not `expected` (None: it is; 'gone': no process)."""
+    now = identify(expected.pid)
+    if now is None:
+        return "gone"
+    problems = []
+    if abs(now.create_time - expected.create_time) > CREATE_TIME_TOLERANCE:
+        problems.append(
+            f"it started at {_fmt(now.create_time)}, the run's engine at {_fmt(expected.create_time)}"
+        )
+    if expected.cmdline and now.cmdline != expected.cmdline:
+        problems.append(f"its command line is {' '.join(now.cmdline)[:120]!r}")
+    return "; ".join(problems) or None
+
+
+def is_running(expected: Identity | None) -> bool:
+    """The recorded process is alive and is still the same process."""
+    return expected is not None and mismatch(expected) is None
+
+
+def wait_gone(expected: Identity, timeout: float, step: float = 0.1) -> bool:
+    """Wait until the process exits (or stops being `expected`); True if it did in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not is_running(expected):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
+
+
+def signal_group(expected: Identity, sig: signal.Signals) -> str:
+    """Send `sig` to the process group led by the verified pid; return what was signalled."""
+    pid = expected.pid
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return "nothing (process gone)"
+    try:
+        if pgid == pid:
+            os.killpg(pgid, sig)
+            return f"process group {pgid}"
+        os.kill(pid, sig)
+        return f"pid {pid}"
+    except ProcessLookupError:
+        return "nothing (process gone)"
+
+
+def stats(expected: Identity | None) -> dict[str, Any] | None:
+    """CPU %, RSS and elapsed time of the verified process (and its children); None if not running."""
+    if expected is None or not is_running(expected):
+        return None
+    try:
+        p = psutil.Process(expected.pid)
+        procs = [p, *p.children(recursive=True)]
+        rss = 0
+        cpu = 0.0
+        for q in procs:
+            with contextlib.suppress(psutil.Error):
+                rss += q.memory_info().rss
+                cpu += q.cpu_percent(interval=None) if q is not p else p.cpu_percent(interval=0.05)
+        return {
+            "alive": True,
+            "status": p.status(),
+            "cpu_percent": round(cpu, 1),
+            "rss_mb": round(rss / 2**20, 1),
+            "threads": p.num_threads(),
+            "children": len(procs) - 1,
+            "elapsed_s": round(time.time() - p.create_time(), 1),
+        }
+    except psutil.Error:
+        return None
+
+
+def _fmt(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 100) % 100:02d}"
+
+
+def identity_from(data: dict[str, Any] | None) -> Identity | None:
+    """Parse the manifest form (None if absent or incomplete)."""
+    if not data or data.get("pid") is None or data.get("create_time") is None:
+        return None
+    cmd: Sequence[str] = data.get("cmdline") or ()
+    return Identity(int(data["pid"]), float(data["create_time"]), tuple(cmd))
