@@ -239,3 +239,48 @@ def test_bad_inputs_raise_one_line_data_errors(tmp_path: Path, market: Path) -> 
     assert "too few trading days" in err(_cfg(market, seq_len=150))
     (tmp_path / "empty").mkdir()
     assert "train/" in err(_cfg(tmp_path / "empty"))
+
+
+# ---------------------------------------------------------------- representation vs a slow reference
+
+
+def test_batches_match_a_slow_dense_reference(tmp_path: Path, market: Path) -> None:
+    """Row map + row-major matrix give exactly the batches of a per-sample loop over a dense panel
+    (duplicates, missing cells, gaps in history), so the fast layout can't silently change data."""
+    df = pl.read_parquet(market)
+    rng = np.random.default_rng(0)
+    df = df.filter(pl.Series(rng.random(df.height) > 0.05))  # holes in the stock histories
+    df = pl.concat([df, df.head(30).with_columns(pl.col("feat_00") + 1.0)])  # duplicates: first wins
+    path = tmp_path / "holes.parquet"
+    df.write_parquet(path)
+    data, _, _ = _prep(_cfg(path, seq_len=6))
+    feats, L = data.feature_names, 6
+    D, N = len(data.dates), len(data.codes)
+    day_of = {d: i for i, d in enumerate(data.dates)}
+    code_of = {c: i for i, c in enumerate(data.codes)}
+    dense_x = np.zeros((D, N, len(feats)), dtype=np.float32)
+    dense_y = np.full((D, N, 4), np.nan, dtype=np.float32)
+    seen: set[tuple[int, int]] = set()
+    targets = ["target_1d", "target_5d", "target_10d", "target_20d"]
+    for r in df.iter_rows(named=True):  # slow on purpose: one row at a time
+        key = (day_of[r["Date"]], code_of[r["Code"]])
+        if key in seen:
+            continue
+        seen.add(key)
+        raw = np.array([[np.nan if r[f] is None else r[f] for f in feats]], dtype=np.float32)
+        dense_x[key] = data.scaler.transform(raw)[0]
+        dense_y[key] = [np.nan if r[t] is None else r[t] for t in targets]
+    n_batches = 0
+    for ds in (data.train, data.val, data.test):
+        for i in range(len(ds)):
+            b = ds[i]
+            s, e = int(ds.bounds[i]), int(ds.bounds[i + 1])
+            days, stocks = ds.day[s:e].numpy(), ds.stock[s:e].numpy()
+            ref_x = np.stack([dense_x[d - L + 1 : d + 1, n] for d, n in zip(days, stocks, strict=True)])
+            ref_y = dense_y[days, stocks]
+            assert b["x"].dtype == torch.float32 and b["x"].shape == ref_x.shape
+            np.testing.assert_array_equal(b["x"].numpy(), ref_x)
+            np.testing.assert_array_equal(b["y"].numpy(), ref_y)  # NaN where missing, equal NaN
+            assert torch.equal(b["stock"], torch.from_numpy(stocks))
+            n_batches += 1
+    assert n_batches > 5

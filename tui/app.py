@@ -329,10 +329,12 @@ def run_app(
     from tui.presets import PresetRegistry, find_presets_dir
     from tui.store import RunStore
 
-    if serve:
-        return serve_app(logs_dir, presets_dir, run, log, launch)
     store = RunStore(logs_dir)
     registry = PresetRegistry(find_presets_dir(presets_dir))
+    if serve:
+        if launch is not None:  # launch once here; every browser session then attaches to it
+            run, launch = Launcher(store, registry).launch(launch).run, None
+        return serve_app(logs_dir, presets_dir, run, log, launch)
     app = RunctlApp(store, Launcher(store, registry), registry, run=run, log=log, launch=launch)
     app.run()
     return app.return_code or 0

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run", nargs="?", default=None)
     sp.add_argument("--log", type=Path, default=None, metavar="FILE")
     sp.add_argument("--launch", default=None, metavar="PRESET")
+    sp.add_argument("--serve", action="store_true",
+                    help="serve the same app in a browser (textual-serve), e.g. through an SSH tunnel")
     return p
 
 

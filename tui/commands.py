@@ -297,7 +297,8 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
         raise RunctlError(f"log file not found: {log}")
     if run is not None:
         run = ctx.store.get(run).run
-    return int(run_app(ctx.store.logs_dir, ctx.presets_dir, run, log, launch) or 0)
+    serve = bool(getattr(a, "serve", False))
+    return int(run_app(ctx.store.logs_dir, ctx.presets_dir, run, log, launch, serve=serve) or 0)
 
 
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
