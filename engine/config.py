@@ -302,9 +302,8 @@ def _validate_value(key: str, value: Any) -> None:
             _dt.date.fromisoformat(value)
         except ValueError:
             raise ConfigError(f"{key}: {value!r} is not a date; use YYYY-MM-DD") from None
-    if key == "model.horizons":
-        if not value or any(h <= 0 for h in value):
-            raise ConfigError(f"{key}: {value!r} must be a non-empty list of positive integers")
+    if key == "model.horizons" and (not value or any(h <= 0 for h in value)):
+        raise ConfigError(f"{key}: {value!r} must be a non-empty list of positive integers")
     if key == "model.quantiles" and any(not 0.0 < q < 1.0 for q in value):
         raise ConfigError(f"{key}: {value!r}: every quantile must be in (0, 1)")
     if key.startswith("loss.") and key.endswith("_weight") and isinstance(value, float) and value < 0:

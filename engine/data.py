@@ -186,9 +186,9 @@ def prepare_data(cfg: EngineConfig, log: Callable[[str], None], warn: Callable[[
     else:
         embargo = 0
         row_split = df["_split"].to_numpy()[keep]
-    split = np.full(D * N, -1, dtype=np.int8)
-    split[flat_k] = row_split
-    split = split.reshape(D, N)
+    flat_split = np.full(D * N, -1, dtype=np.int8)
+    flat_split[flat_k] = row_split
+    split = flat_split.reshape(D, N)
     split_days_ = [np.nonzero((split == k).any(axis=1))[0] for k in range(3)]
     if len(split_days_[0]) < L:
         raise DataError(f"too few training days: {len(split_days_[0])}, need more than seq_len={L}")

@@ -100,7 +100,7 @@ def pack_days(counts: np.ndarray, batch_rows: int) -> np.ndarray:
     return np.asarray(starts if len(counts) else [0], dtype=np.int64)
 
 
-def make_loader(dataset: DayBatchDataset, shuffle: bool, num_workers: int = 0) -> DataLoader:
+def make_loader(dataset: Dataset, shuffle: bool, num_workers: int = 0) -> DataLoader:
     """A DataLoader over whole-day batches (batch_size=None: the dataset already batches)."""
     return DataLoader(dataset, batch_size=None, shuffle=shuffle, num_workers=num_workers,
                       persistent_workers=num_workers > 0)

@@ -58,7 +58,7 @@ class EngineModule(L.LightningModule):
         assert self._train_set is not None
         world = self.trainer.world_size if self._trainer is not None else 1
         if world > 1:
-            sampler = DistributedSampler(
+            sampler: DistributedSampler = DistributedSampler(
                 self._train_set, num_replicas=world, rank=self.trainer.global_rank, shuffle=True,
                 seed=self.cfg.train.seed, drop_last=True,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -30,10 +31,10 @@ def global_rank() -> int:
 
 def setup_logger() -> logging.Logger:
     """Configure the `engine` logger on stdout; ranks > 0 stay silent except for errors."""
-    try:
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
-    except (AttributeError, ValueError):
-        pass
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        with contextlib.suppress(ValueError):
+            reconfigure(line_buffering=True)
     log = logging.getLogger(LOGGER_NAME)
     log.handlers.clear()
     handler = logging.StreamHandler(sys.stdout)

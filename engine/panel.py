@@ -112,7 +112,10 @@ def load(sources: dict[str, list[Path]], cfg: EngineConfig, where: Path) -> Load
     """Scan with projection and the date filter; reads only the key columns (and the return
     feature, for beta) now: the features are read in column blocks with read_columns."""
     min_date = dt.date.fromisoformat(cfg.data.min_date)
-    parts, features, targets, has_sector = [], [], [], True
+    parts: list[pl.LazyFrame] = []
+    features: list[str] = []
+    targets: list[str] = []
+    has_sector = True
     for k, (split, files) in enumerate(sources.items()):
         if not files:
             continue
@@ -121,7 +124,7 @@ def load(sources: dict[str, list[Path]], cfg: EngineConfig, where: Path) -> Load
         if not parts:
             features, targets = _columns(schema, cfg, where)
             has_sector = "sector" in schema and schema["sector"].is_integer()
-        cols = [pl.col("Code").cast(pl.String), _date_expr(schema.get("Date", pl.Date), where)]
+        cols = [pl.col("Code").cast(pl.String), _date_expr(schema.get("Date", pl.Date()), where)]
         cols += [pl.col("sector").cast(pl.Int64)] if has_sector else []
         # nulls stay null here (filling them copies every column); to_numpy() turns them into NaN
         cols += [pl.col(c).cast(pl.Float32) for c in features + targets]
@@ -139,7 +142,7 @@ def load(sources: dict[str, list[Path]], cfg: EngineConfig, where: Path) -> Load
         raise DataError(f"cannot read parquet data in {where}: {_first_line(e)}; expected {ACCEPTED} "
                         "with the same columns") from None
     if df.height == 0:
-        span = pl.concat([pl.scan_parquet(f).select(_date_expr(pl.Date, where)) for f in sources.values() if f])
+        span = pl.concat([pl.scan_parquet(f).select(_date_expr(pl.Date(), where)) for f in sources.values() if f])
         lo, hi = span.select(pl.col("Date").min().alias("lo"), pl.col("Date").max().alias("hi")).collect().row(0)
         raise DataError(f"no rows with Date >= {min_date} in {where} (data spans {lo}..{hi}); "
                         "lower data.min_date (env MIN_TRAINING_DATE)")

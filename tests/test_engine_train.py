@@ -205,3 +205,21 @@ def test_corrupt_parquet_is_refused(tmp_path: Path) -> None:
     r = engine("train", "--data-path", str(bad), "--run-dir", str(tmp_path / "run"), timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
     assert "bad.parquet" in [m for m in messages(r.stdout) if m.startswith("[error]")][0]
+
+
+def test_controller_reads_the_real_engine_log(two_epoch_run: tuple[subprocess.CompletedProcess, Path],
+                                              tmp_path: Path) -> None:
+    """The contract end to end: the controller's parser turns a real engine log into the run state."""
+    from tui.follow import read_state
+
+    log = tmp_path / "run.log"
+    log.write_text(two_epoch_run[0].stdout)
+    st = read_state(log)
+    assert st.state == "finished" and st.exit_status == 0
+    assert st.max_epochs == 2 and [r.epoch for r in st.epochs] == [1, 2]
+    assert all(st.phases.values()), st.phases
+    for rec in st.epochs:
+        assert rec.train_loss is not None and rec.val_loss is not None and rec.sharpe is not None
+        assert sorted(rec.horizons) == [1, 5, 10, 20]
+        assert all(m.ic is not None and m.scale is not None for m in rec.horizons.values())
+    assert st.errors == 0
