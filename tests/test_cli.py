@@ -156,3 +156,22 @@ def test_tui_missing_module_says_so(monkeypatch, capsys, logs_dir) -> None:
     monkeypatch.setitem(sys.modules, "tui.app", None)  # import fails as if the module were absent
     assert main(["--logs", str(logs_dir), "tui"]) == 2
     assert "runctl: the TUI is not available" in capsys.readouterr().err
+
+
+def test_baseline_adds_a_finished_run_once(tmp_path, capsys, logs_dir) -> None:
+    from tui.presets import load_baselines
+
+    presets = tmp_path / "presets"
+    shutil.copytree(ROOT / "presets", presets)
+    put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")
+    base = ["--logs", str(logs_dir), "--presets", str(presets), "baseline"]
+    assert main([*base, "tiny_20261124_010101", "--as", "Tiny (2ep)", "--status", "ok"]) == 0
+    row = load_baselines(presets / "baselines.toml").get("Tiny (2ep)")
+    assert row is not None and row.preset == "tiny" and "sharpe" in row.metrics
+    before = (presets / "baselines.toml").read_text()
+    assert main([*base, "tiny_20261124_010101", "--as", "Tiny (2ep)"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    put_run(logs_dir, "app_smoke_running.log", "smoke_20261124_042151", preset="smoke")
+    assert main([*base, "smoke_20261124_042151"]) == 2
+    assert "only a finished run" in capsys.readouterr().err
+    assert (presets / "baselines.toml").read_text() == before

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("-o", "--output", type=Path, default=None, metavar="FILE")
 
+    sp = cmd("baseline", "add a finished run's latest metrics to presets/baselines.toml")
+    sp.add_argument("run")
+    sp.add_argument("--as", dest="as_name", default=None, metavar="NAME", help="row name (default: the run id)")
+    sp.add_argument("--status", default="", help="free text for the table's Status column")
+
     sp = cmd("presets", "list, show, check and derive presets")
     psub = sp.add_subparsers(dest="pcmd", parser_class=_Parser, required=True)
     for pname, phelp in (("list", "every preset"), ("show", "one resolved preset"),

@@ -286,6 +286,27 @@ def cmd_presets(ctx: Context, a: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------- tui
+def cmd_baseline(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl baseline RUN`: a finished run becomes a row of the baseline table."""
+    from tui.presets import BASELINES_FILE, add_baseline
+    from tui.verdicts import summary_metrics
+
+    m = ctx.store.get(a.run)
+    st = ctx.store.state(m)
+    if st.state != "finished":
+        raise RunctlError(f"run {m.run} is {st.state}; only a finished run can become a baseline")
+    metrics = summary_metrics(st)
+    if not metrics:
+        raise RunctlError(f"run {m.run} has no validated epoch to record")
+    path = ctx.presets_dir / BASELINES_FILE
+    name = a.as_name or m.run
+    preset = ctx.preset(m.preset)
+    config = preset.description if preset is not None else (m.preset or "")
+    add_baseline(path, name, config, metrics, status=a.status, preset=m.preset)
+    say(f"added baseline {name!r} to {path}")
+    return 0
+
+
 def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl tui` / bare `runctl`: the Textual app."""
     try:
@@ -302,7 +323,8 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
 
 
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
-            "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui}
+            "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
+            "baseline": cmd_baseline}
 
 
 def dispatch(a: argparse.Namespace) -> int:
