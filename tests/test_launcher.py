@@ -248,7 +248,7 @@ def test_concurrent_launches_are_serialised(logs_dir, presets_dir, tmp_path) -> 
 
 @pytest.mark.slow
 def test_launch_follow_finishes(runctl, logs_dir) -> None:
-    r = runctl("launch", "tiny", "--json", "--follow", timeout=90)
+    r = runctl("launch", "tiny", "--json", "--follow", timeout=300)
     first = json.loads(r.stdout.splitlines()[0])
     assert set(first) == {"run", "pid", "log"}
     assert r.returncode == 0, r.stdout + r.stderr
@@ -273,7 +273,7 @@ def test_run_survives_its_controller_sigkill(logs_dir, presets_dir, tmp_path, re
     store = RunStore(logs_dir)
     m = store.get(run)
     assert store.is_running(m)
-    assert wait_for(lambda: not store.is_running(m), 90)
+    assert wait_for(lambda: not store.is_running(m), 240)
     st = store.state(m)
     assert st.state == "finished" and [r.epoch for r in st.epochs if r.validated] == [1, 2]
 
@@ -287,7 +287,8 @@ def test_kill_mid_epoch_then_resume_finishes(runctl, logs_dir) -> None:
     run = json.loads(r.stdout)["run"]
     store = RunStore(logs_dir)
     log = store.log_path(run)
-    assert wait_for(lambda: "[progress] epoch=2/2" in log.read_text(errors="replace"), 60)
+    # generous: a loaded 2-core box can be several times slower than a quiet one
+    assert wait_for(lambda: "[progress] epoch=2/2" in log.read_text(errors="replace"), 240)
     r = runctl("kill", run, "--grace", "30")
     assert r.returncode == 0, r.stderr
     assert "SIGTERM -> process group" in r.stdout and "exit status 143 (terminated)" in r.stdout
@@ -296,7 +297,7 @@ def test_kill_mid_epoch_then_resume_finishes(runctl, logs_dir) -> None:
     ckpts = Path(m.run_dir) / "checkpoints"
     assert (ckpts / "last.ckpt").is_file() or (ckpts / "interrupted.ckpt").is_file()
     first_pid = m.pid
-    r = runctl("resume", run, "--json", "--follow", timeout=90)
+    r = runctl("resume", run, "--json", "--follow", timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     m = store.get(run)
     assert [h["event"] for h in m.history] == ["launch", "kill", "resume"]

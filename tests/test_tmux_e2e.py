@@ -87,7 +87,7 @@ def test_launch_kill_quit_reopen(term: Tmux, tmp_path: Path, presets_dir: Path) 
     term.wait("Launch")
     term.type("tiny")
     term.keys("Enter")
-    first = term.wait("tiny_", "Epoch", timeout=30)
+    first = term.wait("tiny_", "Epoch", timeout=120)
     assert "launched" in first or "Run started" in first
     # epoch 1 validated: its checkpoint is decided (toast and checkpoint list)
     term.wait(any_of=("Predictions have variance", "SCALE = 0.00 on the tiny run"), timeout=240)
