@@ -223,3 +223,20 @@ def test_controller_reads_the_real_engine_log(two_epoch_run: tuple[subprocess.Co
         assert sorted(rec.horizons) == [1, 5, 10, 20]
         assert all(m.ic is not None and m.scale is not None for m in rec.horizons.values())
     assert st.errors == 0
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tiny_market: Path, tmp_path: Path) -> None:
+    from tui.follow import read_state
+
+    r = engine("train", "--max-epochs", "2", "--data-path", str(tiny_market), "--run-dir", str(tmp_path / "run"),
+               *TINY, "train.trainer.precision=32-true", "train.optimizer.lr=1e30",
+               "train.trainer.gradient_clip_val=0")
+    assert r.returncode == 3
+    msgs = messages(r.stdout)
+    errors = [m for m in msgs if m.startswith("[error]")]
+    assert len(errors) == 1 and re.match(r"\[error\] non-finite loss: train/total_loss=nan at epoch=1 step=\d+", errors[0])
+    assert msgs[-1] == "[exit] reason=error status=3 epochs_completed=0"
+    log = tmp_path / "run.log"
+    log.write_text(r.stdout)
+    st = read_state(log)
+    assert st.state == "crashed" and "non-finite loss" in (st.error or "")
