@@ -8,7 +8,12 @@ from engine.config import ModelConfig
 from engine.layers.day_groups import day_layout, pad, unpad
 from engine.layers.graph import GraphAttentionLayer, knn_neighbours
 from engine.layers.heads import MultiHorizonPredictionHeads
-from engine.layers.temporal import FrequencyAdaptiveNorm, TemporalEncoder, VariableSelection
+from engine.layers.temporal import (
+    FrequencyAdaptiveNorm,
+    InputProjection,
+    TemporalEncoder,
+    VariableSelection,
+)
 
 
 class ATFTGATFAN(nn.Module):
@@ -23,7 +28,7 @@ class ATFTGATFAN(nn.Module):
         self.return_channel = return_channel
         d = cfg.hidden_size
         self.vsn = VariableSelection(n_features, d) if cfg.use_vsn else None
-        self.input_proj = nn.Linear(n_features, d)
+        self.input_proj = InputProjection(n_features, d)
         self.encoder = TemporalEncoder(d, cfg.lstm_layers, cfg.attention_heads, cfg.dropout)
         self.fan = FrequencyAdaptiveNorm(d, cfg.fan_top_k) if cfg.use_fan else None
         self.drop = nn.Dropout(cfg.dropout)  # encoder dropout, on the pooled representation

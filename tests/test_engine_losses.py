@@ -223,6 +223,7 @@ def test_module_total_is_finite_with_missing_horizons_and_combines_weights() -> 
     pred.requires_grad_(True)
     cfg = LossConfig(
         horizon_weights=[1.5, 0.6, 0.3],
+        sharpe_weight=0.1,
         listnet_weight=0.1,
         ranknet_weight=0.1,
         variance_floor=0.5,

@@ -55,7 +55,7 @@ def test_report_has_the_seed_sections_and_real_numbers() -> None:
     assert "- ✅ Device detected: GPU: NVIDIA H200 (139.8GB)" in md
     assert "- ✅ SCALE(yhat/y) > 0.00 (prediction variance restored)" in md
     assert "- ⏳ Training completes without crashes (10 epochs)" in md
-    assert "`loss.sharpe_weight`: 0.1 → **0.5** (via `SHARPE_WEIGHT`)" in md
+    assert "`loss.sharpe_weight`: 0.0 → **0.5** (via `SHARPE_WEIGHT`)" in md
     assert "`train.trainer.max_epochs`: 50 → **10**" in md
     assert "| Epoch 1 validation | ~04:30 UTC | 04:30 UTC |" in md
     assert "| Epoch 10 complete (final evaluation) | ~04:55 UTC | ~04:55 UTC (projected) |" in md
