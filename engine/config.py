@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 import tomllib
 import types
 import typing
@@ -386,9 +385,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
+        raise ConfigError(f"{p}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read config file ({e.__class__.__name__})") from None
+        raise ConfigError(f"{p}: cannot read ({e.__class__.__name__})") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -458,9 +457,3 @@ def non_default_items(cfg: EngineConfig) -> list[tuple[str, Any]]:
     default = to_flat_dict(default_config())
     return [(k, v) for k, v in to_flat_dict(cfg).items() if default[k] != v]
 
-
-def environ_with(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """os.environ with extra entries (helper for callers that check env-driven config)."""
-    env = dict(os.environ)
-    env.update(overrides or {})
-    return env

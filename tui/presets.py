@@ -253,16 +253,11 @@ def _tname(v: Any) -> str:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's TOML; errors name the file (and the line and column of a syntax error)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PresetError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PresetError(f"{path}: cannot read ({e.__class__.__name__})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise PresetError(f"{path}: invalid TOML: {e}") from None  # message carries line and column
+        return ec.load_config_file(path)
+    except ec.ConfigError as e:
+        raise PresetError(str(e)) from None
 
 
 def _condition(w: _Where, raw: Any, where: str, with_label: bool = False) -> Condition:
