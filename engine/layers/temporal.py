@@ -39,9 +39,10 @@ class InputProjection(nn.Module):
     def __init__(self, n_features: int, hidden: int) -> None:
         super().__init__()
         self.linear = nn.Linear(n_features, hidden)
-        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.GELU(), nn.Linear(hidden, hidden))
-        nn.init.normal_(self.mlp[2].weight, std=0.02)
-        nn.init.zeros_(self.mlp[2].bias)
+        out = nn.Linear(hidden, hidden)
+        nn.init.normal_(out.weight, std=0.02)
+        nn.init.zeros_(out.bias)
+        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.GELU(), out)
 
     def forward(self, x: Tensor) -> Tensor:
         """x [B, L, F] -> [B, L, d]."""
