@@ -39,10 +39,10 @@ class InputProjection(nn.Module):
     def __init__(self, n_features: int, hidden: int) -> None:
         super().__init__()
         self.linear = nn.Linear(n_features, hidden)
-        out = nn.Linear(hidden, hidden)
+        first, out = nn.Linear(n_features, hidden), nn.Linear(hidden, hidden)  # creation order = RNG order
         nn.init.normal_(out.weight, std=0.02)
         nn.init.zeros_(out.bias)
-        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.GELU(), out)
+        self.mlp = nn.Sequential(first, nn.GELU(), out)
 
     def forward(self, x: Tensor) -> Tensor:
         """x [B, L, F] -> [B, L, d]."""
