@@ -175,3 +175,19 @@ def test_baseline_adds_a_finished_run_once(tmp_path, capsys, logs_dir) -> None:
     assert main([*base, "smoke_20261124_042151"]) == 2
     assert "only a finished run" in capsys.readouterr().err
     assert (presets / "baselines.toml").read_text() == before
+
+
+def test_follow_never_prints_the_same_progress_twice() -> None:
+    from tui.runstate import RunState
+    from tui.textview import ProgressPrinter
+
+    lines: list[str] = []
+    printer = ProgressPrinter(lines.append, progress_every_s=0.0)
+    st = RunState(state="training", epoch=7, max_epochs=10)
+    st.progress.epoch, st.progress.step, st.progress.steps = 7, 20, 84
+    printer.update(st)
+    printer.update(st)  # nothing new in the log since
+    st.progress.step = 40
+    printer.update(st)
+    steps = [x for x in lines if x.lstrip().startswith("step ")]
+    assert [x.split()[1] for x in steps] == ["20/84", "40/84"]

@@ -136,6 +136,7 @@ class ProgressPrinter:
         self._reported: set[int] = set()
         self._decided: set[str] = set()
         self._last_progress = 0.0
+        self._last_where: tuple[int | None, int | None] = (None, None)  # never print a step twice
 
     def update(self, st: RunState, verdicts: dict[str, Any] | None = None) -> None:
         """Print what is new in `st` since the last call."""
@@ -155,9 +156,10 @@ class ProgressPrinter:
                 self.say(epoch_line(r, st.max_epochs, self.horizon))
         p = st.progress
         now = time.monotonic()
-        if (p.step and st.state == "training"
+        where = (p.epoch, p.step)
+        if (p.step and st.state == "training" and where != self._last_where
                 and now - self._last_progress >= self.progress_every_s):
-            self._last_progress = now
+            self._last_progress, self._last_where = now, where
             self.say(f"  step {p.step}/{p.steps or '?'} of epoch {p.epoch}  loss {num(p.loss)}  "
                      f"eta {duration(p.eta_s)}")
         for c in (verdicts or {}).get("checkpoints", []):
