@@ -21,6 +21,7 @@ from engine.config import EngineConfig
 from engine.day_batches import DayBatchDataset, Panel, make_loader, pack_days
 from engine.panel import (
     SPLITS,
+    Columns,
     DataError,
     Loaded,
     describe,
@@ -90,7 +91,8 @@ def _column_blocks(n: int) -> list[slice]:
 
 
 def _scaled_features(cfg: EngineConfig, loaded: Loaded, train_rows: np.ndarray, n_rows: int,
-                     pool: ThreadPoolExecutor, clock: _Clock, first_read: Future[pl.DataFrame]
+                     pool: ThreadPoolExecutor, helper: ThreadPoolExecutor, clock: _Clock,
+                     first_read: Future[pl.DataFrame]
                      ) -> tuple[OnlineRobustScaler, torch.Tensor]:
     """Fit the scaler on a reservoir sample of the train rows and fill the scaled row-major matrix
     (+ a zero row), one column block at a time while the pool reads the next block."""
@@ -106,14 +108,22 @@ def _scaled_features(cfg: EngineConfig, loaded: Loaded, train_rows: np.ndarray, 
         for cols, job in zip(blocks, reads, strict=True):
             frame = job.result()
             clock.lap("read_wait")
-            scaler.fill(slots, float_rows(frame[src]), cols)
+            columns = Columns(frame)
+            mid = (cols.stop - cols.start) // 2
+
+            def fit(part: slice, columns: Columns = columns, c0: int = cols.start) -> None:
+                scaler.fill(slots, columns.gather(src, part), slice(c0 + part.start, c0 + part.stop))
+                scaler.finalise(slice(c0 + part.start, c0 + part.stop))
+
+            half = helper.submit(fit, slice(mid, cols.stop - cols.start))
+            fit(slice(0, mid))
+            half.result()
             unseen = np.nonzero(scaler.n_finite[cols] == 0)[0]  # none sampled: check every train row
             dead += [frame.columns[i] for i in unseen
                      if not np.isfinite(frame[:, int(i)].to_numpy()[train_rows]).any()]
-            scaler.finalise(cols)
             clock.lap("scaler_fit")
             if not dead:
-                scale_into(x, frame, cols.start, scaler)
+                scale_into(x, columns, cols.start, scaler, helper)
             clock.lap("scale_rows")
     finally:
         for job in reads:
@@ -159,50 +169,51 @@ def prepare_data(cfg: EngineConfig, log: Callable[[str], None], warn: Callable[[
     loaded = load(sources, cfg, path)
     df, features, targets, has_sector = loaded.keys, loaded.features, loaded.targets, loaded.has_sector
     clock.lap("load")
-
-    # day = rank of Date, stock = rank of Code; a cell is flat = day * N + stock
-    day, dates = _day_index(df)
-    code_set = df["Code"].unique().sort()
-    codes: list[str] = code_set.to_list()
-    stock = df["Code"].cast(pl.Enum(code_set)).to_physical().to_numpy().astype(np.int64)
-    R, D, N, L = df.height, len(dates), len(codes), d.seq_len
-    flat = day * N + stock
-    keep = np.arange(R)  # the rows the cells point at (file order)
-    if np.bincount(flat, minlength=D * N).max() > 1:
-        _, keep = np.unique(flat, return_index=True)  # first occurrence wins (train before val)
-        warn(f"[data] {R - len(keep)} duplicate (Code, Date) rows dropped (kept the first)")
-    flat_k = flat[keep]
-    row_of = np.full(D * N, R, dtype=np.int64)  # R = the zero row of x
-    row_of[flat_k] = keep
-    clock.lap("index")
-
-    embargo = d.embargo_days
-    if single:
-        if embargo < max(cfg.model.horizons):
-            warn(f"[data] data.embargo_days={embargo} is shorter than the longest horizon; "
-                 f"using {max(cfg.model.horizons)}")
-            embargo = max(cfg.model.horizons)
-        row_split = split_days(D, cfg, embargo)[day[keep]]
-    else:
-        embargo = 0
-        row_split = df["_split"].to_numpy()[keep]
-    flat_split = np.full(D * N, -1, dtype=np.int8)
-    flat_split[flat_k] = row_split
-    split = flat_split.reshape(D, N)
-    split_days_ = [np.nonzero((split == k).any(axis=1))[0] for k in range(3)]
-    if len(split_days_[0]) < L:
-        raise DataError(f"too few training days: {len(split_days_[0])}, need more than seq_len={L}")
-    log("[data] split " + " ".join(describe(s, x, dates) for s, x in zip(SPLITS, split_days_, strict=True))
-        + f" embargo={embargo} days")
-
-    # targets, exposures and the sample index come from the key columns, while the pool reads the
-    # first feature block; then the feature blocks are sampled, scaled and laid out row-major
-    train_rows = keep[row_split == 0]
-    log(f"Fitting OnlineRobustScaler on training data (max_samples={d.scaler_max_samples}, "
-        f"rows={len(train_rows)})...")
-    clock.lap("split")
-    with ThreadPoolExecutor(1, thread_name_prefix="read") as pool:
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="scale") as helper:
         first_read = pool.submit(read_columns, loaded, features[_column_blocks(len(features))[0]])
+
+        # day = rank of Date, stock = rank of Code; a cell is flat = day * N + stock
+        day, dates = _day_index(df)
+        code_set = df["Code"].unique().sort()
+        codes: list[str] = code_set.to_list()
+        stock = df["Code"].cast(pl.Enum(code_set)).to_physical().to_numpy().astype(np.int64)
+        R, D, N, L = df.height, len(dates), len(codes), d.seq_len
+        flat = day * N + stock
+        keep = np.arange(R)  # the rows the cells point at (file order)
+        if np.bincount(flat, minlength=D * N).max() > 1:
+            _, keep = np.unique(flat, return_index=True)  # first occurrence wins (train before val)
+            warn(f"[data] {R - len(keep)} duplicate (Code, Date) rows dropped (kept the first)")
+        flat_k = flat[keep]
+        row_of = np.full(D * N, R, dtype=np.int64)  # R = the zero row of x
+        row_of[flat_k] = keep
+        clock.lap("index")
+
+        embargo = d.embargo_days
+        if single:
+            if embargo < max(cfg.model.horizons):
+                warn(f"[data] data.embargo_days={embargo} is shorter than the longest horizon; "
+                     f"using {max(cfg.model.horizons)}")
+                embargo = max(cfg.model.horizons)
+            row_split = split_days(D, cfg, embargo)[day[keep]]
+        else:
+            embargo = 0
+            row_split = df["_split"].to_numpy()[keep]
+        flat_split = np.full(D * N, -1, dtype=np.int8)
+        flat_split[flat_k] = row_split
+        split = flat_split.reshape(D, N)
+        split_days_ = [np.nonzero((split == k).any(axis=1))[0] for k in range(3)]
+        if len(split_days_[0]) < L:
+            raise DataError(f"too few training days: {len(split_days_[0])}, need more than seq_len={L}")
+        log("[data] split " + " ".join(describe(s, x, dates) for s, x in zip(SPLITS, split_days_, strict=True))
+            + f" embargo={embargo} days")
+
+        # targets, exposures and the sample index come from the key columns, while the pool reads the
+        # first feature block; then the feature blocks are sampled, scaled and laid out row-major
+        train_rows = keep[row_split == 0]
+        log(f"Fitting OnlineRobustScaler on training data (max_samples={d.scaler_max_samples}, "
+            f"rows={len(train_rows)})...")
+        clock.lap("split")
         y = float_rows(df.select(targets))
         ret_ch = features.index(d.return_feature) if d.return_feature in features else None
         sector, n_sectors, beta = _exposures(df, has_sector, None if ret_ch is None else d.return_feature,
@@ -222,7 +233,7 @@ def prepare_data(cfg: EngineConfig, log: Callable[[str], None], warn: Callable[[
             big = per_day[sd] >= d.min_nodes_per_day
             samples.append((sd[big], sn[big], pack_days(per_day[per_day >= d.min_nodes_per_day], sizes[k])))
         clock.lap("samples")
-        scaler, x = _scaled_features(cfg, loaded, train_rows, R, pool, clock, first_read)
+        scaler, x = _scaled_features(cfg, loaded, train_rows, R, pool, helper, clock, first_read)
     log(f"OnlineRobustScaler fitted on {scaler.n_samples} samples ({len(features)} features)")
     log("Creating data loaders...")
     panel = Panel(x, torch.from_numpy(row_of), torch.from_numpy(y), D, N, sector, n_sectors, beta)

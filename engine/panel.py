@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import difflib
 import mmap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +138,9 @@ def load(sources: dict[str, list[Path]], cfg: EngineConfig, where: Path) -> Load
         lo = lf.select(pl.col("Date").min()).collect().item()
         # filtering copies every column: skip it when nothing is before min_date (Date is cheap)
         lf = lf if lo is not None and lo >= min_date else lf.filter(pl.col("Date") >= min_date)
-        df = lf.select([*keys, "_split"]).collect()
+        nan = pl.lit(float("nan"), dtype=pl.Float32)  # float nulls -> NaN: to_numpy is zero-copy
+        df = lf.select([pl.col(c).fill_null(nan) if i >= 2 + has_sector else pl.col(c)
+                        for i, c in enumerate([*keys, "_split"][:-1])] + [pl.col("_split")]).collect()
     except Exception as e:
         raise DataError(f"cannot read parquet data in {where}: {_first_line(e)}; expected {ACCEPTED} "
                         "with the same columns") from None
@@ -150,9 +153,11 @@ def load(sources: dict[str, list[Path]], cfg: EngineConfig, where: Path) -> Load
 
 
 def read_columns(loaded: Loaded, columns: list[str]) -> pl.DataFrame:
-    """Collect these columns of the plan (same rows, same order as loaded.keys)."""
+    """Collect these (float32) columns of the plan, nulls as NaN (same rows and order as
+    loaded.keys): filling is cheap in the reader and makes every chunk's to_numpy zero-copy."""
+    nan = pl.lit(float("nan"), dtype=pl.Float32)
     try:
-        return loaded.plan.select(columns).collect()
+        return loaded.plan.select([pl.col(c).fill_null(nan) for c in columns]).collect()
     except Exception as e:
         raise DataError(f"cannot read parquet data in {loaded.where}: {_first_line(e)}; expected "
                         f"{ACCEPTED} with the same columns") from None
@@ -225,19 +230,67 @@ def float_rows(frame: pl.DataFrame) -> np.ndarray:
     return a if a.flags.writeable and a.dtype == np.float32 else np.array(a, dtype=np.float32)
 
 
-def scale_into(out: torch.Tensor, frame: pl.DataFrame, c0: int, scaler: OnlineRobustScaler) -> None:
-    """Scale the feature columns c0:c0+width of the row-major matrix out [rows(+1), F] from a frame
-    holding just those features. Per block of rows: polars writes the columns (nulls -> NaN), the
-    scaler works on it in place while it is in cache, and a transposing copy lands it."""
-    rows, cols = frame.height, slice(c0, c0 + frame.width)
+class Columns:
+    """A frame's float32 columns as zero-copy numpy pieces: parts[k][j] is column j's rows
+    bounds[k]:bounds[k+1] (the frame is rechunked first if its columns are chunked differently)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        """Split the frame's columns into aligned chunks (no nulls: see read_columns)."""
+        lengths = [tuple(len(c) for c in s.get_chunks()) for s in frame.get_columns()]
+        if len(set(lengths)) > 1:
+            frame = frame.rechunk()
+            lengths = [(frame.height,)]
+        self.bounds = np.concatenate([[0], np.cumsum(lengths[0] if lengths else [0])]).astype(np.int64)
+        self.parts = [list(p) for p in zip(*[[c.to_numpy() for c in s.get_chunks()]
+                                             for s in frame.get_columns()], strict=True)]
+        self.width = frame.width
+
+    def gather(self, rows: np.ndarray, cols: slice) -> np.ndarray:
+        """Values [len(rows), n] of these rows (sorted ascending) in these columns."""
+        js = range(self.width)[cols]
+        out = np.empty((len(js), len(rows)), dtype=np.float32)
+        cuts = np.searchsorted(rows, self.bounds)
+        for k, pieces in enumerate(self.parts):
+            a, b = cuts[k], cuts[k + 1]
+            if a < b:
+                local = rows[a:b] - self.bounds[k]
+                for i, j in enumerate(js):
+                    np.take(pieces[j], local, out=out[i, a:b])
+        return out.T
+
+    def blocks(self) -> list[tuple[int, list[np.ndarray]]]:
+        """(first row, column pieces) for blocks of at most CHUNK_ROWS rows."""
+        out = []
+        for k, cols in enumerate(self.parts):
+            n = int(self.bounds[k + 1] - self.bounds[k])
+            out += [(int(self.bounds[k]) + r0, [c[r0 : r0 + CHUNK_ROWS] for c in cols])
+                    for r0 in range(0, n, CHUNK_ROWS)]
+        return out
+
+
+def scale_into(out: torch.Tensor, cols: Columns, c0: int, scaler: OnlineRobustScaler,
+               pool: ThreadPoolExecutor | None = None) -> None:
+    """Scale the feature columns c0:c0+width of the row-major matrix out [rows(+1), F] from their
+    columns. Per block of rows: the pieces are stacked [width, rows] (in cache), the scaler works
+    on it in place and a transposing copy lands it. Half the blocks go to the pool if given."""
+    sl = slice(c0, c0 + cols.width)
+    blocks = cols.blocks()
+
+    def work(mine: list[tuple[int, list[np.ndarray]]]) -> None:
+        buf = np.empty((cols.width, CHUNK_ROWS), dtype=np.float32)
+        for r0, pieces in mine:
+            n = len(pieces[0])
+            blk = buf if n == CHUNK_ROWS else np.empty((cols.width, n), dtype=np.float32)
+            np.stack(pieces, out=blk)
+            t = scaler.transform_columns_(torch.from_numpy(blk).T, sl)
+            out[r0 : r0 + n, sl].copy_(t)
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # blocks are small; OpenMP workers would spin against polars' pool
+    torch.set_num_threads(1)  # blocks are small; OpenMP workers would spin against the other thread
     try:
-        for r0 in range(0, rows, CHUNK_ROWS):
-            n = min(CHUNK_ROWS, rows - r0)
-            block = frame.slice(r0, n).to_numpy(order="fortran")
-            if not block.flags.writeable or block.dtype != np.float32:
-                block = np.array(block, dtype=np.float32, order="F")
-            out[r0 : r0 + n, cols].copy_(scaler.transform_columns_(torch.from_numpy(block), cols))
+        helper = pool.submit(work, blocks[1::2]) if pool is not None else None
+        work(blocks[::2] if helper is not None else blocks)
+        if helper is not None:
+            helper.result()
     finally:
         torch.set_num_threads(threads)

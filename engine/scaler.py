@@ -107,6 +107,8 @@ class OnlineRobustScaler:
         if self._reservoir is None:
             self._reservoir = np.full((self.max_samples, n_features), np.nan, dtype=np.float32)
             self._final = np.zeros(n_features, dtype=bool)
+            self._median = np.zeros(n_features, dtype=np.float32)  # so that threads can finalise
+            self._scale = np.ones(n_features, dtype=np.float32)  # disjoint column blocks at once
         elif self._reservoir.shape[1] != n_features:
             raise ValueError(f"expected {self._reservoir.shape[1]} features, got {n_features}")
         k, m = self.max_samples, len(idx)
