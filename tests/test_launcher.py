@@ -356,3 +356,24 @@ def test_autopilot_launches_the_next_preset_after_the_run(runctl, logs_dir, tmp_
     assert m.autopilot["decisions"][0]["child"] == child.run
     assert child.autopilot["decisions"][0]["action"] == "steps_exhausted"
     assert store.state(child).state == "finished"
+
+
+def test_escalation_rechecks_identity_before_signalling() -> None:
+    """A pid reused between SIGTERM and the SIGKILL escalation is never signalled."""
+    import dataclasses
+
+    from tui import procs
+
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        real = procs.identify(sleeper.pid)
+        assert real is not None
+        impostor = dataclasses.replace(real, create_time=real.create_time - 1000.0)
+        said = procs.signal_group(impostor, signal.SIGKILL)
+        assert said.startswith("nothing") and "no longer the run's engine" in said
+        assert sleeper.poll() is None  # untouched
+        assert procs.signal_group(real, signal.SIGTERM) == f"process group {sleeper.pid}"
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()

@@ -74,8 +74,17 @@ def wait_gone(expected: Identity, timeout: float, step: float = 0.1) -> bool:
 
 
 def signal_group(expected: Identity, sig: signal.Signals) -> str:
-    """Send `sig` to the process group led by the verified pid; return what was signalled."""
+    """Send `sig` to the process group led by the verified pid; return what was signalled.
+
+    The identity is checked again right before signalling, so an escalation after the grace period
+    never reaches a process that reused the pid meanwhile.
+    """
     pid = expected.pid
+    why = mismatch(expected)
+    if why == "gone":
+        return "nothing (process gone)"
+    if why is not None:
+        return f"nothing (pid {pid} is no longer the run's engine: {why})"
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
