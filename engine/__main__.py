@@ -105,9 +105,7 @@ def cmd_train(argv: list[str]) -> int:
         return EXIT_FAILED
     if result.reason == "terminated":
         log.warning("[signal] SIGTERM received: saving checkpoint and stopping")
-    level = log.info if result.status == 0 else log.error
-    if result.reason == "terminated":
-        level = log.info
+    level = log.error if result.reason == "error" else log.info
     level(f"[exit] reason={result.reason} status={result.status} epochs_completed={result.epochs_completed}")
     return result.status
 
