@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 
 import pytest
 from app_fixtures import CRASHED, DATA, SMOKE, TINY, make_app, sync, wait_for
+from textual.message import Message
 from textual.widgets import DataTable, Input, Log, OptionList
 
+from tui.messages import LogChunk
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import KillScreen
 from tui.screens.launch import LaunchScreen, parse_changes
@@ -16,6 +19,7 @@ from tui.widgets.header import RunHeader
 from tui.widgets.logpane import LogPane
 from tui.widgets.phases import PhaseChecklist
 from tui.widgets.recommendation import RecommendationBar
+from tui.widgets.run_watch import RunWatch, default_follower
 
 pytestmark = pytest.mark.timeout(60)
 SIZE = (120, 40)
@@ -85,6 +89,44 @@ async def test_log_pane_is_bounded_and_gets_chunks(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: pane.total >= 6083)
         assert len(app.main.query_one(Log).lines) == 5000
         assert pane.shown[-1].endswith("filler 5999")
+
+
+def test_one_reader_feeds_state_and_log_pane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RunWatch posts one LogChunk per poll, from the follower's own read (the log opened once)."""
+    log = tmp_path / "run.log"
+    log.write_text((DATA / SMOKE[0]).read_text())
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def spy(file, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    posted: list[Message] = []
+    watch = RunWatch(posted.append, log, default_follower(log), run="r")
+
+    def chunks() -> list[LogChunk]:
+        out = [m for m in posted if isinstance(m, LogChunk)]
+        posted.clear()
+        return out
+
+    watch.step()
+    (first,) = chunks()
+    assert first.reset and first.lines == (DATA / SMOKE[0]).read_text().splitlines()
+    with log.open("a") as f:
+        f.writelines(f"[2026-11-24 04:23:35,000][engine][INFO] - filler {i}\n" for i in range(6000))
+    assert watch.step()
+    (big,) = chunks()  # 6000 lines: one message, the pane's worth of them
+    assert (len(big.lines), big.skipped, big.reset) == (5000, 1000, False)
+    assert big.lines[-1].endswith("filler 5999")
+    assert not watch.step() and chunks() == []  # nothing new: no message
+    log.write_text("[2026-11-24 05:00:00,000][engine][INFO] - Random seed: 7\n")  # truncated
+    watch.step()
+    (again,) = chunks()
+    assert again.reset and again.lines == ["[2026-11-24 05:00:00,000][engine][INFO] - Random seed: 7"]
+    assert watch.view is not None and watch.view.state.epochs == []  # the same read reset the state
+    assert opened.count(str(log)) == 1  # one handle, kept open across polls (truncation included)
 
 
 @sync

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,18 +30,11 @@ from tui.screens.launch import LaunchRequest, LaunchScreen
 from tui.screens.main import MainScreen
 from tui.screens.runs import RunsScreen
 from tui.widgets.proc_probe import sample_process
-from tui.widgets.run_watch import Probe, RunWatch
+from tui.widgets.run_watch import Probe, RunWatch, default_follower
 from tui.widgets.view import ACTIVE, RunView, field_of
 
 POLL_S = 0.25  # the follower posts at most 4 snapshots a second
 IDLE_POLL_S = 0.5  # ...and polls half as often once the log has been quiet for 2 s
-
-
-def default_follower(path: Path) -> Any:
-    """`tui.follow.LogFollower(path)`."""
-    from tui.follow import LogFollower
-
-    return LogFollower(path)
 
 
 class RunctlApp(App[int]):
@@ -301,28 +292,9 @@ class RunctlApp(App[int]):
         self.notify(str(path), title="Report written")
 
 
-def serve_app(
-    logs_dir: Path, presets_dir: Path | None, run: str | None, log: Path | None, launch: str | None,
-) -> int:
-    """Serve the same app in a browser through textual-serve (an optional dependency)."""
-    try:
-        from textual_serve.server import Server
-    except ImportError:
-        raise RunctlError("--serve needs textual-serve: pip install textual-serve") from None
-    args = [sys.executable, "-m", "tui.cli", "--logs", str(logs_dir)]
-    if presets_dir is not None:
-        args += ["--presets", str(presets_dir)]
-    args += ["tui", *([run] if run else [])]
-    for flag, value in (("--log", log), ("--launch", launch)):
-        if value is not None:
-            args += [flag, str(value)]
-    Server(shlex.join(args)).serve()
-    return 0
-
-
 def run_app(
     logs_dir: Path, presets_dir: Path | None, run: str | None, log: Path | None,
-    launch: str | None, serve: bool = False,
+    launch: str | None, serve: bool = False, host: str = "localhost", port: int = 8000,
 ) -> int:
     """`runctl tui`: build the parts and run the app (or serve it in a browser)."""
     from tui.launcher import Launcher
@@ -334,7 +306,9 @@ def run_app(
     if serve:
         if launch is not None:  # launch once here; every browser session then attaches to it
             run, launch = Launcher(store, registry).launch(launch).run, None
-        return serve_app(logs_dir, presets_dir, run, log, launch)
+        from tui.serve import serve_app
+
+        return serve_app(logs_dir, presets_dir, run, log, launch, host=host, port=port)
     app = RunctlApp(store, Launcher(store, registry), registry, run=run, log=log, launch=launch)
     app.run()
     return app.return_code or 0

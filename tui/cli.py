@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--launch", default=None, metavar="PRESET")
     sp.add_argument("--serve", action="store_true",
                     help="serve the same app in a browser (textual-serve), e.g. through an SSH tunnel")
+    sp.add_argument("--host", default=None, metavar="HOST",
+                    help="with --serve: the address to listen on (default localhost)")
+    sp.add_argument("--port", type=int, default=None, metavar="PORT",
+                    help="with --serve: the port to listen on (default 8000)")
     return p
 
 

@@ -11,16 +11,14 @@ from typing import Any
 
 from tui import procs
 from tui.errors import RunctlError
+from tui.preset_commands import cmd_baseline, cmd_presets
 from tui.runstate import RunState
-from tui.store import TERMINAL, Manifest, RunStore, read_log_state
-from tui.textview import ProgressPrinter, clock, num, render_status
+from tui.store import TERMINAL, Manifest, RunStore
+from tui.textview import clock, num, render_status, say
+from tui.watch import RunTail, follow_run
 
 WATCH_EVERY_S = 2.0
-
-
-def say(text: str) -> None:
-    """One line to stdout, flushed (pipes, SSH)."""
-    print(text, flush=True)
+SERVE_HOST, SERVE_PORT = "localhost", 8000  # `runctl tui --serve` defaults (textual-serve's)
 
 
 class Context:
@@ -97,17 +95,8 @@ def _started(m: Manifest, as_json: bool, what: str) -> None:
 def follow(ctx: Context, m: Manifest, interval: float = 1.0) -> int:
     """Print the run's progress until its process ends; 0 only if it finished."""
     preset = ctx.preset(m.preset)
-    printer = ProgressPrinter(say, preset.default_horizon if preset is not None else 20)
-    while True:
-        m = ctx.store.get(m.run)
-        alive = ctx.store.is_running(m)  # before reading: a dead process's log is complete
-        st = ctx.store.judge(m, read_log_state(ctx.store.log_path(m.run)), alive)
-        v = ctx.judge(preset, st)
-        printer.update(st, v)
-        if not alive:
-            printer.end(st, v)
-            return 0 if st.state == "finished" else 1
-        time.sleep(interval)
+    return follow_run(ctx.store, m, lambda st: ctx.judge(preset, st), say,
+                      preset.default_horizon if preset is not None else 20, interval)
 
 
 # ------------------------------------------------------------------------------ kill / runs
@@ -152,16 +141,14 @@ def cmd_runs(ctx: Context, a: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- status / report
-def _target(ctx: Context, a: argparse.Namespace) -> tuple[Manifest | None, Path, RunState]:
-    """The manifest (if any), the log path and its state (liveness applied when managed)."""
+def _pick(ctx: Context, a: argparse.Namespace) -> tuple[Manifest | None, Path]:
+    """The manifest (if any) and the log path of RUN, of --log FILE, or of the newest run."""
     if a.log is not None:
         if a.run is not None:
             raise RunctlError("give a RUN or --log FILE, not both")
         if not a.log.is_file():
             raise RunctlError(f"log file not found: {a.log}")
-        m = ctx.store.for_log(a.log)
-        st = read_log_state(a.log)
-        return m, a.log, (ctx.store.judge(m, st) if m is not None else st)
+        return ctx.store.for_log(a.log), a.log
     if a.run is None:
         runs = ctx.store.runs()
         if not runs:
@@ -170,7 +157,17 @@ def _target(ctx: Context, a: argparse.Namespace) -> tuple[Manifest | None, Path,
         m = runs[0]
     else:
         m = ctx.store.get(a.run)
-    return m, ctx.store.log_path(m.run), ctx.store.state(m)
+    return m, ctx.store.log_path(m.run)
+
+
+def _target(ctx: Context, a: argparse.Namespace) -> tuple[Manifest | None, Path, RunState]:
+    """The manifest (if any), the log path and its state (liveness applied when managed)."""
+    m, log = _pick(ctx, a)
+    tail = RunTail(ctx.store, log, m)
+    try:
+        return tail.manifest, log, tail.poll()
+    finally:
+        tail.close()
 
 
 def _preset_for(ctx: Context, a: argparse.Namespace, m: Manifest | None) -> Any:
@@ -196,24 +193,28 @@ def status_json(ctx: Context, m: Manifest | None, log: Path, st: RunState, prese
 
 
 def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl status`."""
-    while True:
-        m, log, st = _target(ctx, a)
-        preset = _preset_for(ctx, a, m)
-        data = status_json(ctx, m, log, st, preset)
-        if a.json:
-            say(json.dumps(data, allow_nan=False))
-        else:
-            if a.watch and sys.stdout.isatty():
-                sys.stdout.write("\x1b[H\x1b[2J")
-            say(render_status(st, data["manifest"], ctx.judge(preset, st), preset, data["process"],
-                              str(log)).rstrip("\n"))
-        ended = st.state in TERMINAL or (m is None and st.exit_reason is not None)
-        if not a.watch or ended:
-            return 0
-        if m is not None and a.run is None and a.log is None:
-            a.run = m.run  # keep watching this run even if another starts
-        time.sleep(WATCH_EVERY_S)
+    """`runctl status`; with --watch the log is followed incrementally until the run ends."""
+    m, log = _pick(ctx, a)
+    preset = _preset_for(ctx, a, m)
+    tail = RunTail(ctx.store, log, m)
+    try:
+        while True:
+            st = tail.poll()
+            m = tail.manifest
+            data = status_json(ctx, m, log, st, preset)
+            if a.json:
+                say(json.dumps(data, allow_nan=False))
+            else:
+                if a.watch and sys.stdout.isatty():
+                    sys.stdout.write("\x1b[H\x1b[2J")
+                say(render_status(st, data["manifest"], ctx.judge(preset, st), preset,
+                                  data["process"], str(log)).rstrip("\n"))
+            ended = st.state in TERMINAL or (m is None and st.exit_reason is not None)
+            if not a.watch or ended:
+                return 0
+            time.sleep(WATCH_EVERY_S)
+    finally:
+        tail.close()
 
 
 def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
@@ -239,74 +240,7 @@ def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------- presets
-def cmd_presets(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl presets list | show | check | derive`."""
-    from tui.presets import derive, value_text
-
-    reg = ctx.registry
-    if a.pcmd == "list":
-        for name in reg.names():
-            try:
-                p = reg.get(name)
-                desc, ep = p.description.splitlines()[0] if p.description else "", p.max_epochs
-            except RunctlError as e:
-                desc, ep = f"(invalid: {e})", None
-            say(f"{name:<16} {str(ep or '?') + ' ep':>6}  {desc[:90]}")
-        return 0
-    if a.pcmd == "show":
-        p = reg.get(a.name)
-        say(f"{p.name}  ({' -> '.join(p.chain)})  {p.path}\n{p.description}\n")
-        say(f"max_epochs {p.max_epochs}  data_path {p.data_path or '(default synthetic market)'}")
-        for k, v in p.env.items():
-            say(f"env       {k}={v}")
-        for k, v in p.overrides.items():
-            say(f"override  {k}={value_text(v)}")
-        say("engine    python -m engine train " + " ".join(p.engine_args()))
-        for c in p.criteria:
-            say(f"criterion {c.label}")
-        for cp in p.checkpoints:
-            say(f"checkpoint {cp.title} (epoch {cp.epoch}): "
-                + "; ".join(f"{r.verdict}" + (f" if {', '.join(c.describe() for c in r.when)}"
-                                              if r.when else "") for r in cp.rules))
-        for verdict, act in p.next.items():
-            say(f"next      {verdict} -> {act.preset or '(no launch)'}: {act.why}")
-        return 0
-    if a.pcmd == "check":
-        bad = 0
-        for f in a.files:
-            problems = reg.check_file(f)
-            bad += bool(problems)
-            for line in problems or [f"{f}: ok"]:
-                say(line)
-        return 2 if bad else 0
-    path = derive(reg, a.name, a.sets, a.envs, a.new_name)
-    say(f"wrote {path}")
-    return 0
-
-
 # -------------------------------------------------------------------------------------- tui
-def cmd_baseline(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl baseline RUN`: a finished run becomes a row of the baseline table."""
-    from tui.presets import BASELINES_FILE, add_baseline
-    from tui.verdicts import summary_metrics
-
-    m = ctx.store.get(a.run)
-    st = ctx.store.state(m)
-    if st.state != "finished":
-        raise RunctlError(f"run {m.run} is {st.state}; only a finished run can become a baseline")
-    metrics = summary_metrics(st)
-    if not metrics:
-        raise RunctlError(f"run {m.run} has no validated epoch to record")
-    path = ctx.presets_dir / BASELINES_FILE
-    name = a.as_name or m.run
-    preset = ctx.preset(m.preset)
-    config = preset.description if preset is not None else (m.preset or "")
-    add_baseline(path, name, config, metrics, status=a.status, preset=m.preset)
-    say(f"added baseline {name!r} to {path}")
-    return 0
-
-
 def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl tui` / bare `runctl`: the Textual app."""
     try:
@@ -319,7 +253,13 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
     if run is not None:
         run = ctx.store.get(run).run
     serve = bool(getattr(a, "serve", False))
-    return int(run_app(ctx.store.logs_dir, ctx.presets_dir, run, log, launch, serve=serve) or 0)
+    host, port = getattr(a, "host", None), getattr(a, "port", None)
+    if not serve and (host is not None or port is not None):
+        raise RunctlError("--host and --port need --serve")
+    if port is not None and not 0 < port < 65536:
+        raise RunctlError(f"--port {port}: must be 1..65535")
+    return int(run_app(ctx.store.logs_dir, ctx.presets_dir, run, log, launch, serve=serve,
+                       host=host or SERVE_HOST, port=port or SERVE_PORT) or 0)
 
 
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,

@@ -15,10 +15,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tui import logparse as lp
+from tui.lines import LINE_CAP, LineAssembler, LineTail, RawLines, Segment, cap_long_lines
 from tui.runstate import RunState
 
+__all__ = [
+    "CHUNK", "LINE_CAP", "SCAN_RE", "LineAssembler", "LogFollower", "RawLines", "RegionScanner",
+    "Segment", "cap_long_lines", "read_state",
+]
+
 CHUNK = 8 << 20  # bytes per read
-LINE_CAP = 64 << 10  # a longer line keeps its first LINE_CAP bytes; the rest is skipped
 
 # Message starts that can make an event, factored by first byte (sre tries branches in order).
 _STARTS = (
@@ -42,78 +47,10 @@ SCAN_RE = re.compile(
 )
 _TB = lp.TRACEBACK.encode()  # bare lines: no prefix to anchor on
 _COALESCED = (b"[progress] ", b"Epoch ")  # the last Progress per read (ours, tqdm)
-Segment = tuple[bytes, int, int]  # (buffer, start, end): whole lines buf[start:end], end after a \n
 
 
 def _decode(b: bytes) -> str:
     return b.decode("utf-8", "replace")
-
-
-def cap_long_lines(buf: bytes, start: int, end: int, cap: int = LINE_CAP) -> Segment:
-    """Cut every line of buf[start:end] to its first `cap` bytes, without a line loop."""
-    p = start
-    pieces: list[bytes] = []
-    keep_from = start
-    while end - p > cap:
-        q = buf.rfind(b"\n", p, p + cap + 1)
-        if q >= 0:
-            p = q + 1
-            continue
-        e = buf.find(b"\n", p + cap, end)
-        pieces.append(buf[keep_from : p + cap])
-        keep_from = p = e
-    if not pieces:
-        return buf, start, end
-    pieces.append(buf[keep_from:end])
-    out = b"".join(pieces)
-    return out, 0, len(out)
-
-
-class LineAssembler:
-    """Raw bytes -> whole lines: `\r` is a line break, a partial last line waits for its end."""
-
-    def __init__(self, cap: int = LINE_CAP) -> None:
-        self.cap = cap
-        self.partial = b""
-        self.skipping = False  # inside an over-long line, dropping bytes until its end
-        self.held_cr = False  # a trailing \r that may be the first half of \r\n
-
-    def feed(self, data: bytes) -> list[Segment]:
-        """The complete lines now available, as segments of (mostly) the given buffer."""
-        if self.held_cr:
-            data = b"\r" + data
-            self.held_cr = False
-        if data.endswith(b"\r"):
-            data = data[:-1]
-            self.held_cr = True
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        pos = 0
-        if self.skipping:
-            pos = data.find(b"\n")
-            if pos < 0:
-                return []
-            self.skipping = False
-        first = data.find(b"\n", pos)
-        if first < 0:
-            self._keep(data, pos)
-            return []
-        room = self.cap - len(self.partial)
-        head = self.partial + data[pos : min(first, pos + room)] + b"\n"
-        segs: list[Segment] = [(head, 0, len(head))]
-        last = data.rfind(b"\n")
-        if last > first:
-            segs.append(cap_long_lines(data, first + 1, last + 1, self.cap))
-        self.partial = b""
-        self._keep(data, last + 1)
-        return segs
-
-    def _keep(self, data: bytes, pos: int) -> None:
-        """Add data[pos:] to the partial line, keeping at most `cap` bytes."""
-        room = self.cap - len(self.partial)
-        if len(data) - pos > room:
-            self.skipping = True
-        self.partial += data[pos : pos + room]
 
 
 def _line_at(buf: bytes, pos: int) -> tuple[int, int]:
@@ -276,9 +213,14 @@ class RegionScanner:
 
 
 class LogFollower:
-    """Follow one log file: `poll()` reads only the new bytes and returns their events."""
+    """Follow one log file: `poll()` reads only the new bytes and returns their events.
 
-    def __init__(self, path: str | os.PathLike[str], fast: bool = True, chunk: int = CHUNK) -> None:
+    With `keep_lines`, the raw lines read are kept too (the last `keep_lines` of them, at most
+    `keep_bytes`), for `take_lines()`: one read of the file feeds both the state and a log view.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fast: bool = True, chunk: int = CHUNK,
+                 keep_lines: int = 0, keep_bytes: int = 2 << 20) -> None:
         self.path = Path(path)
         self.fast = fast
         self.chunk = chunk
@@ -288,6 +230,7 @@ class LogFollower:
         self._ino: tuple[int, int] | None = None
         self._lines = LineAssembler()
         self._scanner = RegionScanner(fast)
+        self._tail = LineTail(keep_lines, keep_bytes) if keep_lines > 0 else None
 
     def _restart(self) -> None:
         self.offset = 0
@@ -305,6 +248,13 @@ class LogFollower:
         out: list[lp.Event] = []
         self._run(out)
         return out
+
+    def take_lines(self) -> RawLines | None:
+        """The raw lines read since the last take (None: none, or not kept: no `keep_lines`).
+
+        A truncated log sets `reset` (the lines before it are dropped); a rotated one goes on.
+        """
+        return self._tail.take() if self._tail is not None else None
 
     def _run(self, out: list[lp.Event] | None) -> None:
         try:
@@ -327,6 +277,8 @@ class LogFollower:
             self._restart()
             self._fh.seek(0)
             self._emit([lp.Reset()], out)
+            if self._tail is not None:
+                self._tail.reset()
         self._read(st.st_size, out)
 
     def _read(self, size: int | None, out: list[lp.Event] | None) -> None:
@@ -338,6 +290,8 @@ class LogFollower:
             self.offset += len(data)
             for seg in self._lines.feed(data):
                 self._emit(self._scanner.scan(seg), out)
+                if self._tail is not None:
+                    self._tail.feed(seg)
 
     def _emit(self, events: list[lp.Event], out: list[lp.Event] | None) -> None:
         apply = self.state.apply

@@ -7,6 +7,7 @@ Layout (the seed's): `training/<run>.log`, `training/<run>.json` (this manifest)
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -225,6 +226,24 @@ class RunStore:
             return self.log_path(m.run).stat().st_size <= int(last.get("log_offset", -1))
         except OSError:
             return False
+
+
+def live_state(
+    st: RunState, store: RunStore | None, manifest: Manifest | None, alive: bool | None,
+    run: str | None = None,
+) -> RunState:
+    """A copy of a follower's folded state with the manifest and liveness applied.
+
+    The one fold of the TUI's follower worker and `runctl status --watch` / `--follow`: the
+    follower's own state is never mutated. Without a store, a manifest or a liveness sample, only
+    the run id is filled in.
+    """
+    out = copy.deepcopy(st)
+    if store is not None and manifest is not None and alive is not None:
+        return store.judge(manifest, out, alive=alive)
+    if run is not None:
+        out.run = out.run or run
+    return out
 
 
 def read_log_state(path: Path) -> RunState:

@@ -14,6 +14,11 @@ from tui.verdicts import MARKS
 Say = Callable[[str], None]
 
 
+def say(text: str) -> None:
+    """One line to stdout, flushed (pipes, SSH)."""
+    print(text, flush=True)
+
+
 def num(v: float | None, digits: int = 4) -> str:
     """A number or an em dash."""
     return "—" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"

@@ -1,12 +1,12 @@
 """The one reader: follows a run's log and process, and posts snapshots and line chunks.
 
-Runs inside the app's single follower thread worker; nothing here touches a widget.
+Runs inside the app's single follower thread worker; nothing here touches a widget. The log is read
+once per poll, by the follower (`tui.follow.LogFollower(path, keep_lines=MAX_CHUNK)`): its events
+fold into the state, its raw lines go to the log pane as one `LogChunk`.
 """
 
 from __future__ import annotations
 
-import copy
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +17,7 @@ from textual.message import Message
 from tui.messages import CheckpointDecided, LogChunk, ProcSample, RunEnded, RunSnapshot
 from tui.presets import Baselines, Preset
 from tui.runstate import RunState
+from tui.store import live_state
 from tui.verdicts import TERMINAL, Verdicts, evaluate
 from tui.widgets.view import ProcView, RunView, field_of
 
@@ -28,44 +29,19 @@ Post = Callable[[Message], Any]
 Probe = Callable[[Any], ProcView | None]
 
 
-class RawTail:
-    """Raw lines appended to a file since the last call (partial last line kept back)."""
+def default_follower(path: Path) -> Any:
+    """`tui.follow.LogFollower(path)`, keeping the raw lines the log pane shows."""
+    from tui.follow import LogFollower
 
-    def __init__(self, path: Path, backlog: int = 2 << 20) -> None:
-        self.path = path
-        self.backlog = backlog  # on the first read, skip all but the last `backlog` bytes
-        self.offset = 0
-        self._partial = b""
-        self._ino: int | None = None
-
-    def read(self) -> tuple[list[str], bool]:
-        """(new complete lines, reset) where reset means the file was truncated or replaced."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return [], False
-        reset = False
-        if (self._ino is not None and st.st_ino != self._ino) or st.st_size < self.offset:
-            self.offset, self._partial, reset = 0, b"", True
-        self._ino = st.st_ino
-        if st.st_size == self.offset:
-            return [], reset
-        skip = self.offset == 0 and st.st_size > self.backlog
-        if skip:
-            self.offset = st.st_size - self.backlog
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(st.st_size - self.offset)
-        self.offset += len(data)
-        data = self._partial + data
-        *lines, self._partial = data.split(b"\n")
-        if skip and lines:
-            lines = lines[1:]  # the first one is cut
-        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines], reset
+    return LogFollower(path, keep_lines=MAX_CHUNK)
 
 
 class RunWatch:
-    """One run: its follower (events -> state), its raw tail, its manifest and its process."""
+    """One run: its follower (events -> state, and raw lines), its manifest and its process.
+
+    The follower is a `LogFollower` with `keep_lines` (see `default_follower`), or anything with its
+    `poll()`, `state` and `take_lines()`.
+    """
 
     def __init__(
         self, post: Post, log: Path, follower: Any, *, run: str | None = None, manifest: Any = None,
@@ -75,7 +51,6 @@ class RunWatch:
         self.post, self.log, self.follower = post, log, follower
         self.run, self.manifest, self.preset, self.baselines = run, manifest, preset, baselines
         self.store, self.probe, self.clock = store, probe, clock
-        self.tail = RawTail(log)
         self._first = True
         self._decided: set[str] = set()
         self._last_state: str | None = None
@@ -91,11 +66,11 @@ class RunWatch:
         Returns whether the log grew (the caller polls less often while it does not).
         """
         now = time.monotonic()
-        lines, reset = self.tail.read()
         events = self.follower.poll()
-        if lines or reset:
-            self.post(LogChunk(lines[-MAX_CHUNK:], reset=reset or self._first,
-                               skipped=max(0, len(lines) - MAX_CHUNK)))
+        raw = self.follower.take_lines()
+        if raw is not None:
+            self.post(LogChunk(raw.lines[-MAX_CHUNK:], reset=raw.reset or self._first,
+                               skipped=raw.skipped + max(0, len(raw.lines) - MAX_CHUNK)))
         changed = bool(events) or self._first
         if now >= self._next_manifest:
             self._next_manifest = now + MANIFEST_EVERY_S
@@ -110,7 +85,7 @@ class RunWatch:
         if changed:
             self._snapshot()
         self._first = False
-        return bool(lines or events)
+        return bool(events or (raw is not None and raw.lines))
 
     def _refresh_manifest(self) -> bool:
         if self.store is None or self.run is None:
@@ -129,12 +104,7 @@ class RunWatch:
         return True
 
     def _state(self) -> RunState:
-        st: RunState = copy.deepcopy(self.follower.state)
-        if self.store is not None and self.manifest is not None and self._alive is not None:
-            st = self.store.judge(self.manifest, st, alive=self._alive)
-        elif self.run is not None:
-            st.run = st.run or self.run
-        return st
+        return live_state(self.follower.state, self.store, self.manifest, self._alive, self.run)
 
     def _snapshot(self) -> None:
         st = self._state()
