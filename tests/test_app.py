@@ -343,3 +343,19 @@ async def test_small_terminal(tmp_path: Path) -> None:
         assert app.main.has_class("-narrow")
         assert app.main.query_one(RunHeader).region.height == 3
         assert app.main.query_one(Log).region.height >= 5
+
+
+def test_key_actions_live_in_app_actions_and_are_reexported() -> None:
+    """The split of tui/app.py: the key actions are RunActions' (tui.app_actions), the app's base."""
+    import tui.app
+    import tui.app_actions
+
+    assert tui.app.RunActions is tui.app_actions.RunActions and "RunActions" in tui.app.__all__
+    assert issubclass(tui.app.RunctlApp, tui.app_actions.RunActions)
+    for b in tui.app.RunctlApp.BINDINGS:
+        action = getattr(b, "action", None)
+        if action and action != "quit":
+            method = getattr(tui.app.RunctlApp, f"action_{action}")
+            assert method is getattr(tui.app_actions.RunActions, f"action_{action}"), action
+    for name in ("preset_for", "load_runs", "do_launch", "view"):
+        assert name in vars(tui.app_actions.RunActions), name

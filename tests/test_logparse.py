@@ -262,3 +262,44 @@ def test_garbage_never_raises() -> None:
     for line in ["\x00\xff[", "[2025-99-99 99:99:99,999][x][INFO] - Sharpe: 1", "]] - [exit] reason=",
                  H + "[GRAD-MONITOR] step=x", H + "Val metrics (z) h=: IC=", H + "[progress] epoch=/ step=a/b"]:
         lp.parse_line(line)
+
+
+# Names other modules use from tui.logparse / tui.runstate; since the splits they live in these
+# modules and must stay the same objects (isinstance checks and the handler table depend on it).
+_LOGPARSE_REEXPORTED = {
+    "tui.events": ("AchievedSharpe", "Activity", "Checkpoint", "Complete", "EpochEnd", "EpochStart",
+                   "Error", "Event", "Exit", "GradMonitor", "GradWarning", "HorizonMetrics",
+                   "LowVariance", "Phase", "Progress", "Reset", "Sharpe", "Start", "TracebackEnd",
+                   "TracebackStart", "TrainingStart", "ValLoss", "Warning", "WrapperResult"),
+    "tui.logprefix": ("HYDRA_RE", "WRAPPER_RE", "line_time", "num", "split_prefix"),
+    "tui.logmessage": ("TRACEBACK", "tqdm_progress"),
+}
+_RUNSTATE_REEXPORTED = {
+    "tui.runrecords": ("HORIZONS", "LIFECYCLE", "PHASES", "EpochRecord", "HorizonMetrics", "Progress",
+                       "finite_or_none"),
+    "tui.runfold": ("CHECKPOINTS_MAX", "GRAD_WARNINGS_MAX", "HANDLERS", "TERMINAL"),
+    "tui.runjson": ("state_json",),
+}
+
+
+@pytest.mark.parametrize(("facade", "module", "names"), [
+    *(("tui.logparse", m, n) for m, n in sorted(_LOGPARSE_REEXPORTED.items())),
+    *(("tui.runstate", m, n) for m, n in sorted(_RUNSTATE_REEXPORTED.items())),
+])
+def test_split_modules_reexported(facade: str, module: str, names: tuple[str, ...]) -> None:
+    import importlib
+
+    front, mod = importlib.import_module(facade), importlib.import_module(module)
+    for name in names:
+        assert getattr(front, name) is getattr(mod, name), name
+        assert name in front.__all__, name
+
+
+def test_reducer_handles_every_event_and_json_is_the_split_one() -> None:
+    import tui.runfold
+    import tui.runjson
+
+    handled = set(tui.runfold.HANDLERS)
+    assert {lp.Start, lp.EpochStart, lp.EpochEnd, lp.Exit, lp.Activity, lp.Reset} <= handled
+    st = fold([H + "runctl engine 0.1 starting: pid=7 run_dir=/x/r1", H + "[main] Epoch 1/2"])
+    assert st.to_json() == tui.runjson.state_json(st) and st.to_json()["state"] == "training"
