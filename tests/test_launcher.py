@@ -3,6 +3,7 @@ with the real engine (slow)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,9 +17,10 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from tui import procs
-from tui.autopilot import decide
+from tui import procs, watch
+from tui.autopilot import Autopilot, decide
 from tui.errors import RunctlError
+from tui.follow import LogFollower
 from tui.launcher import Launcher
 from tui.lock import LockTimeout, controller_lock
 from tui.presets import PresetError, PresetRegistry
@@ -195,6 +197,101 @@ def test_autopilot_policy(state, v, action) -> None:
     assert d.action == action
     if action in ("launch", "stop_and_launch"):
         assert d.preset == "next"
+
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY_LINES = (DATA / "app_tiny_finished.log").read_text().splitlines(keepends=True)
+# The tiny run up to epoch 1's training (cut inside a line: a partial last line waits), then epoch
+# 1's validation, whose SCALE makes the shipped `tiny` preset's epoch-1 checkpoint decide
+# `collapsed` (level bad, next preset `smoke`): stop now and launch.
+TINY_A = "".join(TINY_LINES[:24]) + TINY_LINES[24][:30]
+TINY_B = TINY_LINES[24][30:] + "".join(TINY_LINES[25:38])
+GONE = procs.Identity(999_999, 1.0, ("python",))  # a process that is long gone
+
+
+def put_manifest(store: RunStore, run: str, preset: str, ident: procs.Identity, **kw) -> Manifest:
+    m = Manifest(run=run, name=preset, preset=preset, log=str(store.log_path(run)),
+                 run_dir=str(store.run_dir(run)), pid_file=str(store.pid_path(preset)),
+                 created_at=time.time(), host="test", pid=ident.pid, create_time=ident.create_time,
+                 cmdline=ident.cmdline, **kw)
+    store.save(m)
+    return m
+
+
+class ChainLauncher:
+    """Stands in for Launcher: `kill` marks the run gone, `launch` writes a crashed child run."""
+
+    def __init__(self, store: RunStore, registry: PresetRegistry) -> None:
+        self.store, self.registry = store, registry
+        self.calls: list[tuple[str, ...]] = []
+
+    def _lock(self, what: str) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    def kill(self, run: str, grace: float, by: str = "") -> str:
+        self.calls.append(("kill", run, by))
+        put_manifest(self.store, run, self.store.get(run).preset, GONE, state="killed")
+        return f"{run}: stopped"
+
+    def launch(self, preset: str, parent: str | None = None) -> Manifest:
+        self.calls.append(("launch", preset, parent or ""))
+        child = "smoke_20261123_220000"
+        self.store.log_path(child).write_bytes((DATA / "app_smoke_crashed.log").read_bytes())
+        return put_manifest(self.store, child, preset, GONE, parent=parent)
+
+
+def test_autopilot_follows_each_log_incrementally(tmp_path: Path, presets_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """One LogFollower per run of the chain, reading each byte once; appended lines are seen."""
+    made: list[LogFollower] = []
+    reads: dict[int, list[int]] = {}
+
+    class CountingFollower(LogFollower):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+            reads[id(self)] = []
+
+        def poll(self):
+            before = self.offset
+            out = super().poll()
+            reads[id(self)].append(self.offset - before)
+            return out
+
+    def no_whole_log_reads(*args, **kwargs):
+        raise AssertionError("the autopilot re-read a whole log")
+
+    monkeypatch.setattr(watch, "LogFollower", CountingFollower)
+    monkeypatch.setattr("tui.store.read_log_state", no_whole_log_reads)
+    store = RunStore(tmp_path / "_logs")
+    store.training_dir.mkdir(parents=True)
+    root = "tiny_20261124_031005"
+    log = store.log_path(root)
+    log.write_text(TINY_A, encoding="utf-8")
+    me = procs.identify(os.getpid())
+    assert me is not None
+    put_manifest(store, root, "tiny", me)  # "the engine" is this live process
+
+    def append_b(_: float) -> None:
+        assert made and reads[id(made[0])] == [len(TINY_A.encode())], "no poll before the sleep"
+        with log.open("a", encoding="utf-8") as f:
+            f.write(TINY_B)
+
+    sleeps = [append_b]
+    launcher = ChainLauncher(store, PresetRegistry(presets_dir))
+    said: list[str] = []
+    pilot = Autopilot(launcher, None, steps=1, say=said.append, poll_s=2.0,
+                      sleep=lambda s: sleeps.pop(0)(s))
+    assert pilot.run(root) == 0
+    assert not sleeps  # waited once (epoch 1 still training), then saw the appended validation
+    child = store.get(root).children[0]
+    assert launcher.calls == [("kill", root, "autopilot"), ("launch", "smoke", root)]
+    assert [d["action"] for d in store.get(root).autopilot["decisions"]] == ["stop_and_launch"]
+    assert [d["action"] for d in store.get(child).autopilot["decisions"]] == ["halt"]
+    assert [f.path for f in made] == [log, store.log_path(child)]  # one follower per run...
+    assert reads[id(made[0])] == [len(TINY_A.encode()), len(TINY_B.encode())]  # ...each byte once
+    assert reads[id(made[1])] == [store.log_path(child).stat().st_size]
+    assert all(f._fh is None for f in made)  # both closed
 
 
 # ----------------------------------------------------------------- real engine (slow tests)

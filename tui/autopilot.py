@@ -4,6 +4,8 @@ Policy (docs/cli.md): a decided checkpoint whose rule has level `bad` and whose 
 preset stops the run now (SIGTERM: checkpoint saved, resumable) and launches that preset; any other
 recommendation to launch waits until the run has finished and follows the final recommendation.
 A crashed or killed run, or a finished one with nothing to launch, ends the chain. At most N steps.
+Each run's log is followed incrementally by one `tui.watch.RunTail` (the reader of `runctl status
+--watch`): a poll reads only the bytes appended since the last one.
 `python -m tui.autopilot --logs DIR [--presets DIR] --steps N RUN`
 """
 
@@ -23,6 +25,7 @@ from tui import procs
 from tui.errors import RunctlError
 from tui.runstate import RunState
 from tui.store import Manifest, RunStore
+from tui.watch import RunTail
 
 POLL_S = 2.0
 STOP_GRACE_S = 60.0
@@ -65,13 +68,15 @@ class Autopilot:
     """Follows one chain of runs from `root`, launching at most `steps` of them."""
 
     def __init__(self, launcher: Any, baselines: Any, steps: int,
-                 say: Callable[[str], None] = print, poll_s: float = POLL_S) -> None:
+                 say: Callable[[str], None] = print, poll_s: float = POLL_S,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.launcher = launcher
         self.store: RunStore = launcher.store
         self.baselines = baselines
         self.steps = steps
         self.say = say
         self.poll_s = poll_s
+        self.sleep = sleep
         me = procs.identify(os.getpid())
         self.me = me.to_json() if me else {"pid": os.getpid()}
 
@@ -80,34 +85,46 @@ class Autopilot:
         from tui.verdicts import evaluate
 
         run, step = root, 0
-        while True:
-            m = self.store.get(run)
-            st = self.store.state(m)
-            d = decide(st, evaluate(self.launcher.registry.get(m.preset), st, self.baselines))
-            if d.action == "wait":
-                time.sleep(self.poll_s)
-                continue
-            self.say(f"{run}: {d.action} {d.preset or ''} ({d.verdict}: {d.why})")
-            if d.action in ("done", "halt"):
-                self._record(run, d)
-                return 0
-            if step >= self.steps:
-                self._record(run, replace(d, action="steps_exhausted"))
-                return 0
-            try:
-                if d.action == "stop_and_launch":
-                    self.say(self.launcher.kill(run, STOP_GRACE_S, by="autopilot"))
-                child = self.launcher.launch(d.preset, parent=run)
-            except RunctlError as e:
-                self._record(run, replace(d, action="failed", why=f"{d.why}; {e}"))
-                return 1
-            step += 1
-            self._record(run, d, child=child.run)
-            info = {"steps": self.steps, "step": step, "root": root, "supervisor": self.me,
-                    "decisions": []}
-            self._update(child.run, partial(replace, autopilot=info))
-            self.say(f"launched {child.run} (pid {child.pid}), step {step}/{self.steps}")
-            run = child.run
+        tail = self._tail(run)
+        try:
+            while True:
+                st = tail.poll()  # liveness, then only the bytes appended since the last poll
+                assert tail.manifest is not None  # re-read by each poll (kill / resume update it)
+                preset = self.launcher.registry.get(tail.manifest.preset)
+                d = decide(st, evaluate(preset, st, self.baselines))
+                if d.action == "wait":
+                    self.sleep(self.poll_s)
+                    continue
+                self.say(f"{run}: {d.action} {d.preset or ''} ({d.verdict}: {d.why})")
+                if d.action in ("done", "halt"):
+                    self._record(run, d)
+                    return 0
+                if step >= self.steps:
+                    self._record(run, replace(d, action="steps_exhausted"))
+                    return 0
+                try:
+                    if d.action == "stop_and_launch":
+                        self.say(self.launcher.kill(run, STOP_GRACE_S, by="autopilot"))
+                    child = self.launcher.launch(d.preset, parent=run)
+                except RunctlError as e:
+                    self._record(run, replace(d, action="failed", why=f"{d.why}; {e}"))
+                    return 1
+                step += 1
+                self._record(run, d, child=child.run)
+                info = {"steps": self.steps, "step": step, "root": root, "supervisor": self.me,
+                        "decisions": []}
+                self._update(child.run, partial(replace, autopilot=info))
+                self.say(f"launched {child.run} (pid {child.pid}), step {step}/{self.steps}")
+                run = child.run
+                tail.close()
+                tail = self._tail(run)
+        finally:
+            tail.close()
+
+    def _tail(self, run: str) -> RunTail:
+        """The run's log followed from its start: one `LogFollower` per run of the chain."""
+        m = self.store.get(run)
+        return RunTail(self.store, self.store.log_path(m.run), m)
 
     def _record(self, run: str, d: Decision, child: str | None = None) -> None:
         entry = {**d.to_json(), "at": round(time.time(), 3), "child": child}
