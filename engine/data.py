@@ -18,7 +18,7 @@ import polars as pl
 import torch
 
 from engine.config import EngineConfig
-from engine.day_batches import DayBatchDataset, Panel, make_loader, pack_days
+from engine.day_batches import DayBatchDataset, Panel, interleave_days, make_loader, pack_days
 from engine.panel import (
     SPLITS,
     Columns,
@@ -231,14 +231,20 @@ def prepare_data(cfg: EngineConfig, log: Callable[[str], None], warn: Callable[[
             per_day = np.bincount(sd, minlength=D)
             dropped.append(int(((per_day > 0) & (per_day < d.min_nodes_per_day)).sum()))
             big = per_day[sd] >= d.min_nodes_per_day
-            samples.append((sd[big], sn[big], pack_days(per_day[per_day >= d.min_nodes_per_day], sizes[k])))
+            day_rows = per_day[per_day >= d.min_nodes_per_day]
+            order = None
+            if k == 0 and cfg.train.batch.day_order == "interleaved":
+                order, starts = interleave_days(day_rows, sizes[k])
+            else:
+                starts = pack_days(day_rows, sizes[k])
+            samples.append((sd[big], sn[big], starts, order))
         clock.lap("samples")
         scaler, x = _scaled_features(cfg, loaded, train_rows, R, pool, helper, clock, first_read)
     log(f"OnlineRobustScaler fitted on {scaler.n_samples} samples ({len(features)} features)")
     log("Creating data loaders...")
     panel = Panel(x, torch.from_numpy(row_of), torch.from_numpy(y), D, N, sector, n_sectors, beta)
-    sets = [DayBatchDataset(panel, sd, sn, starts, L, name)
-            for (sd, sn, starts), name in zip(samples, SPLITS, strict=True)]
+    sets = [DayBatchDataset(panel, sd, sn, starts, L, name, order)
+            for (sd, sn, starts, order), name in zip(samples, SPLITS, strict=True)]
     clock.lap("datasets")
     if sum(dropped):
         warn(f"[data] {sum(dropped)} days dropped: fewer than {d.min_nodes_per_day} stocks "

@@ -36,15 +36,21 @@ class DayBatchDataset(Dataset):
     """Map-style dataset: item i is batch i, a dict of whole trading days (see docs/design.md)."""
 
     def __init__(self, panel: Panel, day: np.ndarray, stock: np.ndarray, day_starts: np.ndarray,
-                 seq_len: int, name: str) -> None:
-        """Samples (day, stock) sorted by day; batch b holds the days day_starts[b]:day_starts[b+1].
+                 seq_len: int, name: str, order: np.ndarray | None = None) -> None:
+        """Samples (day, stock) sorted by day; batch b holds the days day_starts[b]:day_starts[b+1]
+        of the split's days taken in `order` (positions into the sorted days; None: calendar order).
 
         Every sample needs day >= seq_len - 1 (a full history window inside the panel)."""
         self.panel, self.seq_len, self.name = panel, seq_len, name
         per_day = np.bincount(day) if len(day) else np.zeros(0, dtype=np.int64)
         days = np.nonzero(per_day)[0]  # day is sorted: this is np.unique without the sort
+        self.days = days  # global day indices in this split, in calendar order
+        if order is not None:  # regroup the samples so the ordered days are contiguous
+            rank = np.empty(len(days), dtype=np.int64)
+            rank[order] = np.arange(len(days))
+            perm = np.argsort(rank[np.repeat(np.arange(len(days)), per_day[days])], kind="stable")
+            day, stock, days = day[perm], stock[perm], days[order]
         counts = per_day[days]
-        self.days = days  # global day indices in this split
         offsets = np.concatenate([[0], np.cumsum(counts)])
         self.bounds = offsets[day_starts].astype(np.int64)  # sample offsets of the batches
         day_pos = np.repeat(np.arange(len(days)), counts)
@@ -98,6 +104,22 @@ def pack_days(counts: np.ndarray, batch_rows: int) -> np.ndarray:
         acc += c
     starts.append(len(counts))
     return np.asarray(starts if len(counts) else [0], dtype=np.int64)
+
+
+def interleave_days(counts: np.ndarray, batch_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batches of ~batch_rows whose days are spread across the calendar: (order, day starts).
+
+    Consecutive days' multi-day targets overlap (the 20-day returns of neighbouring days are ~95%
+    the same), so a batch of neighbours is one noisy sample at long horizons. With ~n_batches
+    batches, position p goes to group p mod n_batches, groups are packed greedily, and each batch
+    lists its days in calendar order. `order` holds positions into counts; starts index into order.
+    """
+    n_batches = max(1, -(-int(counts.sum()) // max(batch_rows, 1)))
+    pos = np.arange(len(counts))
+    order = np.lexsort((pos, pos % n_batches))
+    starts = pack_days(counts[order], batch_rows)
+    batch = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    return order[np.lexsort((order, batch))], starts
 
 
 def make_loader(dataset: Dataset, shuffle: bool, num_workers: int = 0) -> DataLoader:

@@ -12,6 +12,7 @@ import torch
 
 from engine.config import EngineConfig, default_config
 from engine.data import DataError, make_loader, prepare_data
+from engine.day_batches import interleave_days
 from engine.scaler import OnlineRobustScaler
 from engine.synth import generate_market
 
@@ -284,3 +285,51 @@ def test_batches_match_a_slow_dense_reference(tmp_path: Path, market: Path) -> N
             assert torch.equal(b["stock"], torch.from_numpy(stocks))
             n_batches += 1
     assert n_batches > 5
+
+
+# ---------------------------------------------------------------- day order within training batches
+
+
+def test_interleave_days_spreads_each_batch_across_the_calendar() -> None:
+    counts = np.random.default_rng(1).integers(80, 120, 400)
+    order, starts = interleave_days(counts, 1000)
+    assert sorted(order.tolist()) == list(range(400))  # every day once
+    n_batches = len(starts) - 1
+    assert 38 <= n_batches <= 44 and starts[0] == 0 and starts[-1] == 400
+    gaps = []
+    for b in range(n_batches):
+        days = order[starts[b] : starts[b + 1]]
+        assert (np.diff(days) > 0).all()  # calendar order inside a batch
+        assert counts[days].sum() <= 1000 + counts.max()
+        gaps.append(np.diff(days).min() if len(days) > 1 else 10**9)
+    # days sharing a batch are far apart: no two within the 20-day target overlap in most batches
+    assert np.median(gaps) >= 30 and np.mean(np.array(gaps) > 20) > 0.9
+    one_batch_order, one = interleave_days(np.array([5, 5, 5]), 1000)
+    assert one_batch_order.tolist() == [0, 1, 2] and one.tolist() == [0, 3]
+
+
+def test_day_order_consecutive_is_the_default_and_interleaved_spreads_days(market: Path) -> None:
+    cons, _, _ = _prep(_cfg(market))
+    cfg = _cfg(market)
+    cfg.train.batch.day_order = "interleaved"
+    inter, _, _ = _prep(cfg)
+
+    def batch_days(ds: object) -> list[list[int]]:
+        out = []
+        for i in range(len(ds)):  # type: ignore[arg-type]
+            s, e = int(ds.bounds[i]), int(ds.bounds[i + 1])  # type: ignore[attr-defined]
+            out.append(torch.unique(ds.day[s:e]).tolist())  # type: ignore[attr-defined]
+        return out
+
+    ci, ii = batch_days(cons.train), batch_days(inter.train)
+    assert sorted(sum(ci, [])) == sorted(sum(ii, []))  # same days, same samples
+    assert inter.train.day.numel() == cons.train.day.numel()
+    assert all(b == list(range(b[0], b[0] + len(b))) or len(b) == 1 for b in ci[:-1])  # neighbours
+    multi = [b for b in ii if len(b) > 1]
+    assert multi and all(min(np.diff(b)) > 1 for b in multi)  # interleaved: never neighbours
+    assert batch_days(inter.val) == batch_days(cons.val)  # validation keeps calendar order
+    # a batch still carries one local id per day, and the samples of a day are its own
+    b = inter.train[0]
+    s, e = int(inter.train.bounds[0]), int(inter.train.bounds[1])
+    g = inter.train.day[s:e]
+    assert torch.equal(b["day"].diff() == 1, g.diff() != 0) and int(b["day"][0]) == 0
