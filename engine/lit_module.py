@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -37,6 +38,10 @@ class EngineModule(L.LightningModule):
         self.cfg = cfg
         self.horizons = list(cfg.model.horizons)
         self.model = ATFTGATFAN(n_features, cfg.model, return_channel)
+        # Weight EMA: a frozen copy that validation uses; a submodule, so checkpoints carry it.
+        self.ema_model: ATFTGATFAN | None = None
+        if cfg.train.ema_decay > 0:
+            self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
         self.loss_fn = MultiHorizonLoss(cfg.loss, self.horizons, list(cfg.model.quantiles), n_stocks)
         self._train_set = train_set
         self._val_set = val_set
@@ -75,8 +80,9 @@ class EngineModule(L.LightningModule):
     def forward(self, x: torch.Tensor, day: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(x, day)
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        out = self.model(batch["x"], batch["day"])
+    def _loss(self, batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        out = (model or self.model)(batch["x"], batch["day"])
         total, parts = self.loss_fn(out, batch["y"], batch["day"], batch["stock"], batch.get("exposures"))
         return total, parts, out
 
@@ -91,6 +97,21 @@ class EngineModule(L.LightningModule):
         self._train_n += 1
         return total
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema_model is not None:
+            self._update_ema()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- ema + (1 - d) * (weights - ema), d ramping up to train.ema_decay."""
+        assert self.ema_model is not None
+        step = self.global_step
+        d = min(self.cfg.train.ema_decay, (1.0 + step) / (10.0 + step))
+        ema: list[torch.Tensor] = list(self.ema_model.parameters())
+        torch._foreach_lerp_(ema, [p.detach() for p in self.model.parameters()], 1.0 - d)
+        for b_ema, b in zip(self.ema_model.buffers(), self.model.buffers(), strict=True):
+            b_ema.copy_(b)
+
     def on_train_epoch_start(self) -> None:
         self._train_sum, self._train_n = 0.0, 0
 
@@ -102,7 +123,7 @@ class EngineModule(L.LightningModule):
             self.last_train_loss = self._reduce_mean(self._train_sum, self._train_n)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        total, _parts, out = self._loss(batch)
+        total, _parts, out = self._loss(batch, self.ema_model)
         self._val_loss_sum += float(total.detach())
         self._val_loss_n += 1
         day = batch["day"].detach().cpu().numpy().astype(np.int64)
@@ -128,6 +149,12 @@ class EngineModule(L.LightningModule):
             t = self.trainer.strategy.reduce(t, reduce_op="sum")
             total, n = float(t[0]), int(t[1])
         return total / n if n else math.nan
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints from before the turnover state was saved resume with a fresh one."""
+        state = checkpoint.get("state_dict", {})
+        for name, buf in self.loss_fn.named_buffers():
+            state.setdefault(f"loss_fn.{name}", buf.detach().clone())
 
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -256,13 +256,9 @@ class MultiHorizonLoss(nn.Module):
         self.register_buffer(
             "quantile_levels", torch.tensor(sorted(quantiles), dtype=torch.float32)
         )
-        # Turnover state: EMA of each stock's predictions (not checkpointed: a restart re-seeds it).
-        self.register_buffer(
-            "pred_ema", torch.zeros(max(n_stocks, 1), len(horizons)), persistent=False
-        )
-        self.register_buffer(
-            "pred_seen", torch.zeros(max(n_stocks, 1), dtype=torch.bool), persistent=False
-        )
+        # Turnover state: EMA of each stock's predictions, checkpointed so a resumed run keeps it.
+        self.register_buffer("pred_ema", torch.zeros(max(n_stocks, 1), len(horizons)))
+        self.register_buffer("pred_seen", torch.zeros(max(n_stocks, 1), dtype=torch.bool))
 
     def describe(self) -> str:
         """The text logged after `[LOSS-PER-DAY] enabled: `."""

@@ -107,6 +107,9 @@ def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Lo
         f"exposure={lw.exposure_weight:g} turnover={lw.turnover_weight:g} variance_floor={lw.variance_floor:g}"
     )
     log.info(f"[PRED-HEAD-INIT] {module.model.head_init_summary()}")
+    if cfg.train.ema_decay > 0:
+        log.info(f"[EMA] weight average on: decay={cfg.train.ema_decay:g}; validation uses the averaged weights, checkpoints "
+                 "keep both")
 
     ckpt_dir = run_dir / "checkpoints" if run_dir else None
     stream = LogStream(log, tc.progress_every, run_dir)

@@ -44,7 +44,7 @@ def tiny_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def two_epoch_run(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
     run_dir = tmp_path_factory.mktemp("run")
     r = engine("train", "--max-epochs", "2", "--data-path", str(tiny_market), "--run-dir", str(run_dir), *TINY,
-               env={"SHARPE_WEIGHT": "0.5", "ENABLE_GRAD_MONITOR": "1", "GRAD_MONITOR_EVERY": "3"})
+               "train.ema_decay=0.9", env={"SHARPE_WEIGHT": "0.5", "ENABLE_GRAD_MONITOR": "1", "GRAD_MONITOR_EVERY": "3"})
     return r, run_dir
 
 
@@ -71,6 +71,7 @@ EXPECTED = {
     "model": r"^Model: ATFT-GAT-FAN hidden_size=16 params=[\d,]+$",
     "per-day loss": r"^\[LOSS-PER-DAY\] enabled: .*sharpe=0.5",
     "head init": r"^\[PRED-HEAD-INIT\] horizons=\[1, 5, 10, 20\] dropout=",
+    "weight ema": r"^\[EMA\] weight average on: decay=0.9; validation uses the averaged weights",
     "training start": r"^Starting training: max_epochs=2 steps_per_epoch=\d+$",
     "epoch rule": r"^={50}$",
     "epoch start": r"^\[main\] Epoch [12]/2$",
@@ -129,7 +130,7 @@ def test_sigterm_mid_epoch_then_resume(tiny_market: Path, tmp_path: Path) -> Non
     run_dir = tmp_path / "run"
     log_path = tmp_path / "run.log"
     args = ["train", "--max-epochs", "3", "--data-path", str(tiny_market), "--run-dir", str(run_dir), *TINY,
-            "train.trainer.progress_every=1"]
+            "train.trainer.progress_every=1", "train.ema_decay=0.5"]  # the average survives a resume too
     with log_path.open("w") as fh:
         p = subprocess.Popen([sys.executable, "-m", "engine", *args], stdout=fh, stderr=subprocess.STDOUT,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
