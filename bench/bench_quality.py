@@ -1,4 +1,11 @@
-"""Model quality on the default synthetic market after 10 epochs: IC per horizon vs ridge and oracle."""
+"""Model quality on the default synthetic market after 10 epochs: IC per horizon vs ridge and oracle.
+
+The model's IC is its validation IC, so the ridge and the oracle it is judged against are scored on
+the same validation days (ridge fitted on the engine's training days). The JSON beside the data
+holds the market's own figures (ridge scored on the last 30% of days, oracle over all days); they
+are reported too, but a 20-day IC over ~150 days has only ~7 independent periods, so comparing
+different periods compares mostly noise.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,27 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def run(epochs: int = 10) -> dict:
-    """Train the default config for `epochs` epochs; compare the last epoch's IC with the JSON beside the data."""
-    from engine.synth import default_market_path, ensure_default_market, oracle_path
+    """Train the default config for `epochs` epochs; compare its last epoch's IC with ridge and oracle on the same days."""
+    from engine.config import default_config
+    from engine.panel import split_days
+    from engine.synth import (
+        DEFAULT_DAYS,
+        default_market_path,
+        ensure_default_market,
+        oracle_path,
+        scores_on_split,
+    )
 
     ensure_default_market(lambda _m: None)
     ref = json.loads(oracle_path(default_market_path()).read_text())
+    split = split_days(DEFAULT_DAYS, default_config(), default_config().data.embargo_days)
+    train_days, val_days = (np.nonzero(split == k)[0] for k in (0, 1))
+    oracle_val, ridge_val = scores_on_split(slice(train_days[0], train_days[-1] + 1),
+                                            slice(val_days[0], val_days[-1] + 1))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
         r = subprocess.run(
@@ -33,11 +54,12 @@ def run(epochs: int = 10) -> dict:
     verdict = {}
     for h in ("1", "5", "10", "20"):
         ic = float(last[f"ic_h{h}"])
-        oracle, ridge = float(ref["oracle_ic"][h]), float(ref["ridge_ic"][h])
-        out[f"h{h}"] = {"ic": round(ic, 4), "ridge": round(ridge, 4), "oracle": round(oracle, 4),
-                        "ic_over_oracle": round(ic / oracle, 2), "scale": round(float(last[f"scale_h{h}"]), 3)}
-        verdict[h] = ic > ridge
+        out[f"h{h}"] = {"ic": round(ic, 4), "ridge_val": ridge_val[h], "oracle_val": oracle_val[h],
+                        "ic_over_oracle_val": round(ic / oracle_val[h], 2),
+                        "ridge_json": ref["ridge_ic"][h], "oracle_json": ref["oracle_ic"][h],
+                        "scale": round(float(last[f"scale_h{h}"]), 3)}
+        verdict[h] = ic > ridge_val[h]
     out["above_ridge_every_horizon"] = all(verdict.values())
-    out["h1_ge_0.8_oracle"] = float(last["ic_h1"]) >= 0.8 * float(ref["oracle_ic"]["1"])
+    out["h1_ge_0.8_oracle"] = float(last["ic_h1"]) >= 0.8 * oracle_val["1"]
     out["scale_ge_0.2_every_horizon"] = all(float(last[f"scale_h{h}"]) >= 0.2 for h in ("1", "5", "10", "20"))
     return out

@@ -89,15 +89,18 @@ def daily_ic(pred: np.ndarray, y: np.ndarray, mask: np.ndarray, min_n: int = 10)
     return float(ic.mean()) if ic.size else float("nan")
 
 
-def ridge_ic(X: np.ndarray, y: np.ndarray, mask: np.ndarray, split: int, lam: float = 1e-2) -> float:
-    """IC on days >= split of a ridge fit (days < split) of y on the same day's z-scored features."""
+def ridge_ic(X: np.ndarray, y: np.ndarray, mask: np.ndarray, split: int | tuple[slice, slice],
+             lam: float = 1e-2) -> float:
+    """IC of a ridge fit of y on the same day's z-scored features: fitted on days < split and scored
+    on days >= split, or fitted on the first slice of days and scored on the second."""
+    fit_days, eval_days = (slice(0, split), slice(split, None)) if isinstance(split, int) else split
     Xz = np.nan_to_num(_zscore_days(X, mask[..., None]))
     yc = _zscore_days(y, mask & np.isfinite(y))
-    fit = mask[:split] & np.isfinite(yc[:split])
-    A, b = Xz[:split][fit], yc[:split][fit]
+    fit = mask[fit_days] & np.isfinite(yc[fit_days])
+    A, b = Xz[fit_days][fit], yc[fit_days][fit]
     xtx = A.T @ A
     w = np.linalg.solve(xtx + lam * np.trace(xtx) / len(xtx) * np.eye(len(xtx)), A.T @ b)
-    return daily_ic((Xz[split:] @ w), y[split:], mask[split:])
+    return daily_ic(Xz[eval_days] @ w, y[eval_days], mask[eval_days])
 
 
 def _simulate(stocks: int, days: int, features: int, seed: int) -> dict[str, Any]:
@@ -215,16 +218,31 @@ def _frame(sim: dict[str, Any], stocks: int, days: int, seed: int) -> pl.DataFra
     return pl.DataFrame(cols)
 
 
-def _scores(sim: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
-    """Oracle IC and ridge-on-last-day IC per horizon."""
-    split = int(sim["exists"].shape[0] * 0.7)
+def _scores(sim: dict[str, Any], split: tuple[slice, slice] | None = None
+            ) -> tuple[dict[str, float], dict[str, float]]:
+    """Oracle IC and ridge-on-last-day IC per horizon. Default (the JSON beside the data): the
+    oracle over every day, the ridge fitted on the first 70% of days and scored on the rest; with
+    split = (fit days, scored days), both are scored on the same days."""
+    days = sim["exists"].shape[0]
+    fit_eval = (slice(0, int(days * 0.7)), slice(int(days * 0.7), None)) if split is None else split
+    oracle_days = slice(None) if split is None else split[1]
     X = np.stack(list(sim["feats"].values()), axis=-1).astype(np.float32)
+    ex = sim["exists"]
     oracle, ridge = {}, {}
     for h in HORIZONS:
         y = sim["targets"][h]
-        oracle[str(h)] = round(daily_ic(sim["planted"][h], y, sim["exists"]), 5)
-        ridge[str(h)] = round(ridge_ic(X, y, sim["exists"], split), 5)
+        oracle[str(h)] = round(daily_ic(sim["planted"][h][oracle_days], y[oracle_days], ex[oracle_days]), 5)
+        ridge[str(h)] = round(ridge_ic(X, y, ex, fit_eval), 5)
     return oracle, ridge
+
+
+def scores_on_split(fit_days: slice, eval_days: slice, stocks: int = DEFAULT_STOCKS,
+                    days: int = DEFAULT_DAYS, features: int = DEFAULT_FEATURES, seed: int = DEFAULT_SEED
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+    """Oracle and ridge IC per horizon with the ridge fitted on fit_days and both scored on
+    eval_days (day indices of the market; e.g. the engine's train and validation days), so a
+    model's validation IC is compared on the same days. Re-draws the market (deterministic)."""
+    return _scores(_simulate(stocks, days, features, seed), (fit_days, eval_days))
 
 
 def generate_market(

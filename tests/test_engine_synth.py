@@ -79,3 +79,17 @@ def test_default_market_generated_once(tmp_path: Path, monkeypatch: pytest.Monke
     assert p1.parent == tmp_path / "cache" and p2.stat().st_mtime_ns == mtime
     assert len(lines) == 1 and "Generating" in lines[0]
     assert sorted(x.name for x in p1.parent.iterdir()) == sorted([p1.name, synth.oracle_path(p1).name])
+
+
+def test_scores_on_split_use_the_given_days(tmp_path: Path) -> None:
+    """The bench compares a model's validation IC with ridge and oracle on the same days."""
+    synth.generate_market(tmp_path / "m.parquet", stocks=40, days=120, features=12, seed=4)
+    meta = json.loads((tmp_path / "m.oracle.json").read_text())
+    fit, scored = slice(0, 84), slice(84, None)  # the JSON's own 70/30 split
+    oracle, ridge = synth.scores_on_split(fit, scored, stocks=40, days=120, features=12, seed=4)
+    assert ridge == meta["ridge_ic"]  # same fit, same scored days: same ridge
+    assert oracle != meta["oracle_ic"]  # the JSON's oracle is over every day
+    oracle2, ridge2 = synth.scores_on_split(slice(0, 60), slice(80, 100), stocks=40, days=120,
+                                            features=12, seed=4)
+    assert ridge2 != ridge and oracle2 != oracle
+    assert all(-1.0 < v < 1.0 for v in (*oracle2.values(), *ridge2.values()))
