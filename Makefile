@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tui tests bench
-	$(BIN)/mypy engine tui
+	$(BIN)/mypy engine tui bench
 
 clean:
 	rm -rf $(VENV)

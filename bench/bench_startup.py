@@ -45,7 +45,9 @@ def run() -> dict:
     """Median of 3 of each, interleaved."""
     with tempfile.TemporaryDirectory() as tmp:
         _first_step_s(os.path.join(tmp, "warm"))  # generates/caches the default market once
-        bare, first, phases = [], [], {}
+        bare: list[float] = []
+        first: list[float] = []
+        phases: dict[str, float] = {}
         for i in range(3):
             bare.append(_bare_import_s())
             s, phases = _first_step_s(os.path.join(tmp, f"r{i}"))

@@ -29,7 +29,7 @@ def run() -> dict:
     import torch
 
     out: dict[str, object] = {"device": "cuda" if torch.cuda.is_available() else "cpu"}
-    rates = {}
+    rates: dict[str, list[float]] = {}
     for precision in ("32-true", "bf16-mixed", "32-true", "bf16-mixed"):
         rates.setdefault(precision, []).append(_steps_per_s(precision, []) * ROWS_PER_BATCH)
     for k, v in rates.items():
