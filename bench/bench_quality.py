@@ -39,8 +39,8 @@ def run(epochs: int = 10) -> dict:
     split = split_days(DEFAULT_DAYS, default_config(), default_config().data.embargo_days)
     train_days, val_days, test_days = (np.nonzero(split == k)[0] for k in (0, 1, 2))
     fit = slice(train_days[0], train_days[-1] + 1)
-    oracle_val, ridge_val = scores_on_split(fit, slice(val_days[0], val_days[-1] + 1))
-    oracle_test, ridge_test = scores_on_split(fit, slice(test_days[0], test_days[-1] + 1))
+    (oracle_val, ridge_val), (oracle_test, ridge_test) = scores_on_split(
+        fit, [slice(val_days[0], val_days[-1] + 1), slice(test_days[0], test_days[-1] + 1)])
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
         r = subprocess.run(

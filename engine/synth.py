@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,13 +236,14 @@ def _scores(sim: dict[str, Any], split: tuple[slice, slice] | None = None
     return oracle, ridge
 
 
-def scores_on_split(fit_days: slice, eval_days: slice, stocks: int = DEFAULT_STOCKS,
+def scores_on_split(fit_days: slice, scored: Sequence[slice], stocks: int = DEFAULT_STOCKS,
                     days: int = DEFAULT_DAYS, features: int = DEFAULT_FEATURES, seed: int = DEFAULT_SEED
-                    ) -> tuple[dict[str, float], dict[str, float]]:
-    """Oracle and ridge IC per horizon with the ridge fitted on fit_days and both scored on
-    eval_days (day indices of the market; e.g. the engine's train and validation days), so a
-    model's validation IC is compared on the same days. Re-draws the market (deterministic)."""
-    return _scores(_simulate(stocks, days, features, seed), (fit_days, eval_days))
+                    ) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """(oracle, ridge) IC per horizon for each span of scored days, the ridge fitted on fit_days
+    (day indices of the market; e.g. the engine's training days, then its validation and test
+    days), so a model's IC is compared on the same days. Re-draws the market once (deterministic)."""
+    sim = _simulate(stocks, days, features, seed)
+    return [_scores(sim, (fit_days, span)) for span in scored]
 
 
 def generate_market(

@@ -86,10 +86,12 @@ def test_scores_on_split_use_the_given_days(tmp_path: Path) -> None:
     synth.generate_market(tmp_path / "m.parquet", stocks=40, days=120, features=12, seed=4)
     meta = json.loads((tmp_path / "m.oracle.json").read_text())
     fit, scored = slice(0, 84), slice(84, None)  # the JSON's own 70/30 split
-    oracle, ridge = synth.scores_on_split(fit, scored, stocks=40, days=120, features=12, seed=4)
+    [(oracle, ridge)] = synth.scores_on_split(fit, [scored], stocks=40, days=120, features=12, seed=4)
     assert ridge == meta["ridge_ic"]  # same fit, same scored days: same ridge
     assert oracle != meta["oracle_ic"]  # the JSON's oracle is over every day
-    oracle2, ridge2 = synth.scores_on_split(slice(0, 60), slice(80, 100), stocks=40, days=120,
-                                            features=12, seed=4)
+    both = synth.scores_on_split(slice(0, 60), [slice(80, 100), scored], stocks=40, days=120,
+                                 features=12, seed=4)
+    (oracle2, ridge2), (oracle3, _) = both
+    assert oracle3 == oracle  # one draw of the market scores every span alike
     assert ridge2 != ridge and oracle2 != oracle
     assert all(-1.0 < v < 1.0 for v in (*oracle2.values(), *ridge2.values()))
