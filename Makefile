@@ -27,6 +27,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check engine tui tests bench
 	$(BIN)/mypy engine tui bench
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV)

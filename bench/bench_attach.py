@@ -61,7 +61,7 @@ def _timed(cmd: list[str]) -> tuple[float, str]:
 _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from tui.follow import read_state
+from tui.state.follow import read_state
 t0 = time.perf_counter(); s = read_state({log!r}, fast={fast}); dt = time.perf_counter() - t0
 print(json.dumps({{"s": dt, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "epoch": s.epoch, "lines": s.lines}}))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from tui.store import Manifest, RunStore
+from tui.runs.store import Manifest, RunStore
 
 RUN = "bench_20261124_000000"
 SOCKET = f"runctl-bench-{os.getpid()}"

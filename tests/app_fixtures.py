@@ -11,11 +11,11 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from tui.app import RunctlApp
-from tui.logparse import line_time
-from tui.presets import PresetRegistry
-from tui.store import Manifest, RunStore
-from tui.widgets.view import ProcView, field_of
+from tui.app.app import RunctlApp
+from tui.app.view import ProcView, field_of
+from tui.log.prefix import line_time
+from tui.presets.registry import PresetRegistry
+from tui.runs.store import Manifest, RunStore
 
 DATA = Path(__file__).parent / "data"
 PRESETS = Path(__file__).resolve().parents[1] / "presets"

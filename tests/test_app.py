@@ -10,16 +10,16 @@ from app_fixtures import CRASHED, DATA, SMOKE, TINY, make_app, sync, wait_for
 from textual.message import Message
 from textual.widgets import DataTable, Input, Log, OptionList
 
-from tui.messages import LogChunk
-from tui.screens.compare import CompareScreen
-from tui.screens.confirm import KillScreen
-from tui.screens.launch import LaunchScreen, parse_changes
-from tui.screens.runs import RunsScreen
-from tui.widgets.header import RunHeader
-from tui.widgets.logpane import LogPane
-from tui.widgets.phases import PhaseChecklist
-from tui.widgets.recommendation import RecommendationBar
-from tui.widgets.run_watch import RunWatch, default_follower
+from tui.app.messages import LogChunk
+from tui.app.screens.compare import CompareScreen
+from tui.app.screens.confirm import KillScreen
+from tui.app.screens.launch import LaunchScreen, parse_changes
+from tui.app.screens.runs import RunsScreen
+from tui.app.widgets.header import RunHeader
+from tui.app.widgets.logpane import LogPane
+from tui.app.widgets.phases import PhaseChecklist
+from tui.app.widgets.recommendation import RecommendationBar
+from tui.app.widgets.run_watch import RunWatch, default_follower
 
 pytestmark = pytest.mark.timeout(60)
 SIZE = (120, 40)
@@ -345,17 +345,16 @@ async def test_small_terminal(tmp_path: Path) -> None:
         assert app.main.query_one(Log).region.height >= 5
 
 
-def test_key_actions_live_in_app_actions_and_are_reexported() -> None:
-    """The split of tui/app.py: the key actions are RunActions' (tui.app_actions), the app's base."""
-    import tui.app
-    import tui.app_actions
+def test_key_actions_live_in_app_actions() -> None:
+    """The split of the app: the key actions are RunActions' (tui.app.actions), the app's base."""
+    import tui.app.actions
+    import tui.app.app
 
-    assert tui.app.RunActions is tui.app_actions.RunActions and "RunActions" in tui.app.__all__
-    assert issubclass(tui.app.RunctlApp, tui.app_actions.RunActions)
-    for b in tui.app.RunctlApp.BINDINGS:
+    assert issubclass(tui.app.app.RunctlApp, tui.app.actions.RunActions)
+    for b in tui.app.app.RunctlApp.BINDINGS:
         action = getattr(b, "action", None)
         if action and action != "quit":
-            method = getattr(tui.app.RunctlApp, f"action_{action}")
-            assert method is getattr(tui.app_actions.RunActions, f"action_{action}"), action
+            method = getattr(tui.app.app.RunctlApp, f"action_{action}")
+            assert method is getattr(tui.app.actions.RunActions, f"action_{action}"), action
     for name in ("preset_for", "load_runs", "do_launch", "view"):
-        assert name in vars(tui.app_actions.RunActions), name
+        assert name in vars(tui.app.actions.RunActions), name

@@ -10,7 +10,7 @@ from app_fixtures import CRASHED, SMOKE, TINY, make_app, wait_for
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
-from tui.widgets.logpane import LogPane
+from tui.app.widgets.logpane import LogPane
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.cli import main
+from tui.cli.main import main
 
 DATA = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def put_run(logs_dir: Path, log: str, run: str, preset: str = "tiny") -> Path:
     return training / f"{run}.log"
 
 
-FAST = ("import sys\nfrom tui.cli import main\nrc = main(sys.argv[1:])\n"
+FAST = ("import sys\nfrom tui.cli.main import main\nrc = main(sys.argv[1:])\n"
         "heavy = [m for m in ('torch', 'lightning', 'textual') if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)")
 
@@ -153,13 +153,13 @@ def test_presets_check_and_derive(tmp_path, capsys) -> None:
 
 
 def test_tui_missing_module_says_so(monkeypatch, capsys, logs_dir) -> None:
-    monkeypatch.setitem(sys.modules, "tui.app", None)  # import fails as if the module were absent
+    monkeypatch.setitem(sys.modules, "tui.app.app", None)  # import fails as if the module were absent
     assert main(["--logs", str(logs_dir), "tui"]) == 2
     assert "runctl: the TUI is not available" in capsys.readouterr().err
 
 
 def test_baseline_adds_a_finished_run_once(tmp_path, capsys, logs_dir) -> None:
-    from tui.presets import load_baselines
+    from tui.presets.baselines import load_baselines
 
     presets = tmp_path / "presets"
     shutil.copytree(ROOT / "presets", presets)
@@ -178,8 +178,8 @@ def test_baseline_adds_a_finished_run_once(tmp_path, capsys, logs_dir) -> None:
 
 
 def test_follow_never_prints_the_same_progress_twice() -> None:
-    from tui.runstate import RunState
-    from tui.textview import ProgressPrinter
+    from tui.cli.textview import ProgressPrinter
+    from tui.state.run import RunState
 
     lines: list[str] = []
     printer = ProgressPrinter(lines.append, progress_every_s=0.0)

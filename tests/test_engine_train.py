@@ -211,7 +211,7 @@ def test_corrupt_parquet_is_refused(tmp_path: Path) -> None:
 def test_controller_reads_the_real_engine_log(two_epoch_run: tuple[subprocess.CompletedProcess, Path],
                                               tmp_path: Path) -> None:
     """The contract end to end: the controller's parser turns a real engine log into the run state."""
-    from tui.follow import read_state
+    from tui.state.follow import read_state
 
     log = tmp_path / "run.log"
     log.write_text(two_epoch_run[0].stdout)
@@ -227,7 +227,7 @@ def test_controller_reads_the_real_engine_log(two_epoch_run: tuple[subprocess.Co
 
 
 def test_non_finite_loss_stops_with_a_clear_error(tiny_market: Path, tmp_path: Path) -> None:
-    from tui.follow import read_state
+    from tui.state.follow import read_state
 
     r = engine("train", "--max-epochs", "2", "--data-path", str(tiny_market), "--run-dir", str(tmp_path / "run"),
                *TINY, "train.trainer.precision=32-true", "train.optimizer.lr=1e30",

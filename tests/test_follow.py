@@ -1,4 +1,4 @@
-"""tui.follow: bytes -> lines -> state, incremental and one-shot, on recorded logs."""
+"""tui.log.tail / tui.state.follow: bytes -> lines -> state, incremental and one-shot, on recorded logs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui import follow
-from tui import logparse as lp
-from tui.follow import LineAssembler, LogFollower, RegionScanner, read_state
-from tui.runstate import RunState
+from tui.log import events as evt
+from tui.log import lines
+from tui.log.lines import LineAssembler
+from tui.log.scan import RegionScanner
+from tui.state.follow import LogFollower, read_state
+from tui.state.run import RunState
 
 DATA = Path(__file__).parent / "data"
 LOGS = ["iterable_cpu_smoke.log", "iterable_gpu_smoke.log", "engine_smoke.log"]
@@ -78,14 +80,14 @@ def test_missing_file_then_partial_lines(tmp_path: Path) -> None:
     f = LogFollower(path)
     assert f.poll() == [] and f.state.state == "launching"
     path.write_bytes(b"[2026-11-24 04:21:51,473][engine][INFO] - [main] Ep")
-    assert [e for e in f.poll() if not isinstance(e, lp.Activity)] == []
+    assert [e for e in f.poll() if not isinstance(e, evt.Activity)] == []
     with path.open("ab") as w:
         w.write(b"och 2/5\n" + (H + "val/loss: 0.").encode())
-    assert [type(e) for e in f.poll()] == [lp.EpochStart, lp.Activity]
+    assert [type(e) for e in f.poll()] == [evt.EpochStart, evt.Activity]
     with path.open("ab") as w:
         w.write(b"25\n")
     evs = f.poll()
-    assert isinstance(evs[0], lp.ValLoss) and evs[0].loss == pytest.approx(0.25)
+    assert isinstance(evs[0], evt.ValLoss) and evs[0].loss == pytest.approx(0.25)
     assert f.state.state == "validating" and f.state.lines == 2 and f.offset == path.stat().st_size
     assert f.poll() == []
 
@@ -111,8 +113,8 @@ def test_long_lines_capped_and_invalid_utf8(tmp_path: Path) -> None:
     f = LogFollower(path, chunk=4096)
     f.poll()
     assert f.state.epoch is None and f.state.lines == 3
-    assert len(f._lines.partial) == follow.LINE_CAP and f._lines.skipping
-    assert follow.cap_long_lines(b"a" * 10 + b"\nbb\n", 0, 14, cap=4) == (b"aaaa\nbb\n", 0, 8)
+    assert len(f._lines.partial) == lines.LINE_CAP and f._lines.skipping
+    assert lines.cap_long_lines(b"a" * 10 + b"\nbb\n", 0, 14, cap=4) == (b"aaaa\nbb\n", 0, 8)
 
 
 def test_truncation_restarts_with_a_fresh_state(tmp_path: Path) -> None:
@@ -123,7 +125,7 @@ def test_truncation_restarts_with_a_fresh_state(tmp_path: Path) -> None:
     assert f.state.epoch == 1
     path.write_text(H + "Random seed: 1\n")
     evs = f.poll()
-    assert isinstance(evs[0], lp.Reset)
+    assert isinstance(evs[0], evt.Reset)
     assert (f.state.epoch, f.state.epochs, f.state.state, f.state.lines) == (None, [], "initializing", 1)
 
 

@@ -17,15 +17,17 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from tui import procs, watch
-from tui.autopilot import Autopilot, decide
 from tui.errors import RunctlError
-from tui.follow import LogFollower
-from tui.launcher import Launcher
-from tui.lock import LockTimeout, controller_lock
-from tui.presets import PresetError, PresetRegistry
-from tui.runstate import RunState
-from tui.store import Manifest, RunStore
+from tui.presets.preset import PresetError
+from tui.presets.registry import PresetRegistry
+from tui.runs import procs
+from tui.runs import tail as watch
+from tui.runs.autopilot import Autopilot, decide
+from tui.runs.launcher import Launcher
+from tui.runs.lock import LockTimeout, controller_lock
+from tui.runs.store import Manifest, RunStore
+from tui.state.follow import LogFollower
+from tui.state.run import RunState
 
 
 def make_launcher(logs_dir: Path, presets_dir: Path, **kw) -> Launcher:
@@ -116,7 +118,7 @@ def test_resume_refuses_a_live_run_and_a_run_without_checkpoint(logs_dir, preset
 
 
 # ------------------------------------------------------------------------------------ lock
-HOLD = ("import sys, time; from tui.lock import controller_lock\n"
+HOLD = ("import sys, time; from tui.runs.lock import controller_lock\n"
         "with controller_lock(sys.argv[1], 'test holder'):\n"
         "    print('ready', flush=True); time.sleep(60)")
 
@@ -133,7 +135,7 @@ def test_lock_held_elsewhere_times_out_cleanly(logs_dir, presets_dir, reaper, ru
     assert not (logs_dir / "runs").exists()
 
 
-SECTION = ("import os, sys, time; from tui.lock import controller_lock\n"
+SECTION = ("import os, sys, time; from tui.runs.lock import controller_lock\n"
            "for _ in range(3):\n"
            "    with controller_lock(sys.argv[1], 'section'):\n"
            "        open(sys.argv[2], 'a').write(f'start {os.getpid()}\\n'); time.sleep(0.1)\n"
@@ -262,7 +264,7 @@ def test_autopilot_follows_each_log_incrementally(tmp_path: Path, presets_dir: P
         raise AssertionError("the autopilot re-read a whole log")
 
     monkeypatch.setattr(watch, "LogFollower", CountingFollower)
-    monkeypatch.setattr("tui.store.read_log_state", no_whole_log_reads)
+    monkeypatch.setattr("tui.runs.store.read_log_state", no_whole_log_reads)
     store = RunStore(tmp_path / "_logs")
     store.training_dir.mkdir(parents=True)
     root = "tiny_20261124_031005"
@@ -459,7 +461,7 @@ def test_escalation_rechecks_identity_before_signalling() -> None:
     """A pid reused between SIGTERM and the SIGKILL escalation is never signalled."""
     import dataclasses
 
-    from tui import procs
+    from tui.runs import procs
 
     sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:

@@ -1,4 +1,4 @@
-"""tui.lines / LogFollower(keep_lines=...): the raw lines of each poll, for the TUI's log pane."""
+"""tui.log.lines / LogFollower(keep_lines=...): the raw lines of each poll, for the TUI's log pane."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.follow import LogFollower
-from tui.lines import LineAssembler, LineTail, RawLines
+from tui.log.lines import LineAssembler, LineTail, RawLines
+from tui.state.follow import LogFollower
 
 H = "[2026-11-24 04:21:51,473][engine][INFO] - "
 

@@ -9,15 +9,9 @@ import pytest
 
 import tui
 from engine import config as ec
-from tui.presets import (
-    PresetError,
-    PresetRegistry,
-    add_baseline,
-    derive,
-    find_presets_dir,
-    load_baselines,
-    resolve,
-)
+from tui.presets.baselines import add_baseline, load_baselines
+from tui.presets.preset import PresetError
+from tui.presets.registry import PresetRegistry, derive, find_presets_dir, resolve
 
 SHIPPED = Path(__file__).resolve().parent.parent / "presets"
 REG = PresetRegistry(SHIPPED)
@@ -239,42 +233,19 @@ def test_baselines_table(tmp_path: Path) -> None:
         load_baselines(bad)
 
 
-# Names other modules import from tui.presets; they live in the split modules and must stay the
-# same objects (isinstance checks and `except PresetError` across modules depend on it).
-_REEXPORTED = {
-    "tui.preset_types": ("HORIZON_METRICS", "LEVELS", "METRICS", "OPS", "Checkpoint", "Condition",
-                         "Criterion", "NextAction", "Preset", "PresetError", "Rule", "Timeline",
-                         "metric_key", "metric_label", "value_text"),
-    "tui.preset_parse": ("parse_preset_file", "typed_override"),
-    "tui.baselines": ("BASELINES_FILE", "Baseline", "Baselines", "add_baseline", "load_baselines"),
-}
-
-
-@pytest.mark.parametrize("module", sorted(_REEXPORTED))
-def test_split_modules_reexported_from_tui_presets(module: str) -> None:
-    import importlib
-
-    import tui.presets
-
-    mod = importlib.import_module(module)
-    for name in _REEXPORTED[module]:
-        assert getattr(tui.presets, name) is getattr(mod, name), name
-        assert name in tui.presets.__all__, name
-
-
 def test_baselines_module_stands_alone(tmp_path: Path) -> None:
     """The baseline table loads without the preset registry; its errors are PresetErrors."""
     import subprocess
     import sys
 
-    code = ("import sys, tui.baselines as b\n"
+    code = ("import sys, tui.presets.baselines as b\n"
             f"t = b.load_baselines({str(SHIPPED / 'baselines.toml')!r})\n"
-            "print(len(t.runs), 'tui.presets' in sys.modules, 'tui.preset_parse' in sys.modules)\n")
+            "print(len(t.runs), 'tui.presets.registry' in sys.modules, 'tui.presets.parse' in sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["3", "False", "False"]
-    from tui.baselines import load_baselines as load
+    from tui.presets.baselines import load_baselines as load
 
     bad = tmp_path / "baselines.toml"
     bad.write_text("runs = 1\n", encoding="utf-8")

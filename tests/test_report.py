@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui.presets import PresetRegistry, load_baselines
-from tui.report import render_report
-from tui.runstate import HorizonMetrics, RunState
-from tui.verdicts import evaluate
+from tui.judge.evaluate import evaluate
+from tui.judge.report import render_report
+from tui.presets.baselines import load_baselines
+from tui.presets.registry import PresetRegistry
+from tui.state.records import HorizonMetrics
+from tui.state.run import RunState
 
 SHIPPED = Path(__file__).resolve().parent.parent / "presets"
 REG = PresetRegistry(SHIPPED)

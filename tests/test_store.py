@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tui import procs
-from tui.store import NO_FINAL_LINE, Manifest, RunStore, UnknownRun
+from tui.runs import procs
+from tui.runs.store import NO_FINAL_LINE, Manifest, RunStore, UnknownRun
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.store import RunStore
+from tui.runs.store import RunStore
 
 pytestmark = [
     pytest.mark.slow,

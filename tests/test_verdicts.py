@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from tui.presets import PresetRegistry, load_baselines
-from tui.runstate import HorizonMetrics, RunState
-from tui.verdicts import evaluate, summary_metrics
+from tui.judge.conditions import summary_metrics
+from tui.judge.evaluate import evaluate
+from tui.presets.baselines import load_baselines
+from tui.presets.registry import PresetRegistry
+from tui.state.records import HorizonMetrics
+from tui.state.run import RunState
 
 SHIPPED = Path(__file__).resolve().parent.parent / "presets"
 REG = PresetRegistry(SHIPPED)
@@ -194,29 +197,3 @@ def test_summary_metrics_for_baseline_table() -> None:
     m = summary_metrics(make_state([{"sharpe": 0.11, "scale": 0.25, "ic": -0.01}]))
     assert m["sharpe"] == 0.11 and m["ic_h20"] == -0.01 and m["scale"] == 0.25 and m["scale_h1"] == 0.25
     assert summary_metrics(RunState()) == {}
-
-
-# Names other modules import from tui.verdicts; since the split they live in these modules and
-# must stay the same objects.
-_REEXPORTED = {
-    "tui.conditions": ("COLLAPSE_BELOW", "LOWER_IS_BETTER", "MARKS", "MET", "PENDING", "TERMINAL",
-                       "TREND_TOLERANCE", "UNMET", "condition_holds", "condition_value",
-                       "epoch_complete", "max_epochs_of", "metric_values", "summary_metrics",
-                       "validated"),
-    "tui.verdict_types": ("CheckpointResult", "CriterionResult", "Recommendation", "Row",
-                          "VarianceCollapse", "Verdicts"),
-    "tui.judging": ("checkpoint_results", "criteria_results", "table_rows", "variance_collapse"),
-    "tui.recommend": ("recommend",),
-}
-
-
-@pytest.mark.parametrize("module", sorted(_REEXPORTED))
-def test_split_modules_reexported_from_tui_verdicts(module: str) -> None:
-    import importlib
-
-    import tui.verdicts
-
-    mod = importlib.import_module(module)
-    for name in _REEXPORTED[module]:
-        assert getattr(tui.verdicts, name) is getattr(mod, name), name
-        assert name in tui.verdicts.__all__, name

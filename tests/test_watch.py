@@ -1,4 +1,4 @@
-"""`runctl status --watch` and `launch --follow` follow a log incrementally (tui.watch.RunTail).
+"""`runctl status --watch` and `launch --follow` follow a log incrementally (tui.runs.tail.RunTail).
 
 The log is written by the test, a part per watch interval (the watch's sleep is replaced by "append
 the next part"), so each frame shows what the log held at that moment; no engine is run.
@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from tui import commands, procs, watch
-from tui.cli import main
-from tui.follow import LogFollower
-from tui.store import Manifest, RunStore
+from tui.cli import commands, follow
+from tui.cli.main import main
+from tui.runs import procs, tail
+from tui.runs.store import Manifest, RunStore
+from tui.state.follow import LogFollower
 
 DATA = Path(__file__).resolve().parent / "data"
 LINES = (DATA / "app_tiny_finished.log").read_text().splitlines(keepends=True)
@@ -53,7 +54,7 @@ def frames(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     out: list[str] = []
     monkeypatch.setattr(commands, "say", out.append)
     CountingFollower.made = []
-    monkeypatch.setattr(watch, "LogFollower", CountingFollower)
+    monkeypatch.setattr(tail, "LogFollower", CountingFollower)
     return out
 
 
@@ -187,10 +188,10 @@ def test_follow_prints_progress_until_the_process_ends(tmp_path: Path,
         manifest(store, log, None)  # the process is gone
 
     CountingFollower.made = []
-    monkeypatch.setattr(watch, "LogFollower", CountingFollower)
+    monkeypatch.setattr(tail, "LogFollower", CountingFollower)
     lines: list[str] = []
     steps = [append(log, PART_B), exit_]
-    rc = watch.follow_run(store, m, lambda st: None, lines.append, sleep=lambda s: steps.pop(0)())
+    rc = follow.follow_run(store, m, lambda st: None, lines.append, sleep=lambda s: steps.pop(0)())
     assert rc == 0 and not steps
     text = "\n".join(lines)
     assert "Epoch 1/2: train_loss=0.9120" in text and "Epoch 2/2: train_loss=0.8870" in text

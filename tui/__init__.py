@@ -1,0 +1,1 @@
+"""runctl, the controller: seven layered packages (docs/design.md); `runctl` is tui.cli.main."""

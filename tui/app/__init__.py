@@ -1,0 +1,1 @@
+"""The Textual app: screens, widgets, key actions, messages, stylesheet, --serve (docs/design.md)."""

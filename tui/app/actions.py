@@ -1,0 +1,189 @@
+"""The key actions of the Textual app (launch, next step, kill, resume, runs, export) and the workers
+they start; `tui.app.app.RunctlApp` adds the start-up, the follower and the notifications.
+
+`RunActions` is the app's base class: it declares the parts `RunctlApp.__init__` sets (a run store,
+a launcher, a preset registry, the baseline table, a clock) and uses them; nothing here follows a log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App
+
+from tui.app.screens.confirm import KillScreen
+from tui.app.screens.launch import LaunchRequest, LaunchScreen
+from tui.app.screens.main import MainScreen
+from tui.app.screens.runs import RunsScreen
+from tui.app.view import ACTIVE, RunView, field_of
+from tui.errors import RunctlError
+from tui.judge.report import render_report
+from tui.presets.baselines import Baselines
+from tui.presets.preset import Preset
+from tui.presets.registry import derive, resolve
+
+
+class RunActions(App[int]):
+    """The actions bound to keys (and the command palette) and what they need from the app."""
+
+    # Set by RunctlApp.__init__.
+    store: Any
+    launcher: Any
+    registry: Any
+    baselines: Baselines | None
+    clock: Callable[[], float]
+    kill_grace: float
+    reports_dir: Path | None
+    main: MainScreen
+
+    def attach(self, manifest: Any, log: Path | None = None) -> None:
+        """Follow a run (RunctlApp starts the follower)."""
+        raise NotImplementedError
+
+    @property
+    def view(self) -> RunView | None:
+        """The latest snapshot of the followed run."""
+        return self.main.view
+
+    def preset_for(self, manifest: Any) -> Preset | None:
+        """The manifest's preset with its --set/--env applied (None: unknown)."""
+        name = field_of(manifest, "preset")
+        if not name or self.registry is None:
+            return None
+        try:
+            base = self.registry.get(name)
+        except RunctlError:
+            return None
+        try:
+            return resolve(base, field_of(manifest, "sets", ()), field_of(manifest, "envs", ()))
+        except RunctlError:
+            return base
+
+    # ------------------------------------------------------------------------ actions
+    def action_launch(self, initial: str | None = None) -> None:
+        """Pick a preset, edit it, launch it (or save it as a new preset)."""
+        presets: dict[str, Preset | str] = {}
+        for name in self.registry.names():
+            try:
+                presets[name] = self.registry.get(name)
+            except RunctlError as e:
+                presets[name] = str(e)
+        current = field_of(self.view.manifest if self.view else None, "preset")
+        self.push_screen(LaunchScreen(presets, initial or current), self._launch_chosen)
+
+    def _launch_chosen(self, req: LaunchRequest | None) -> None:
+        if req is None:
+            return
+        if req.save_as:
+            try:
+                path = derive(self.registry, req.preset, req.sets, req.envs, req.save_as)
+            except RunctlError as e:
+                self.notify(str(e), severity="error")
+                return
+            self.notify(f"saved preset {req.save_as}: {path}", title="Preset saved")
+            return
+        self.do_launch(req)
+
+    @work(thread=True, exit_on_error=False, name="launch")
+    def do_launch(self, req: LaunchRequest) -> None:
+        """Start a run detached, then follow it."""
+        m = self.launcher.launch(req.preset, list(req.sets), list(req.envs), req.name)
+        self.call_from_thread(self._launched, m, f"launched {field_of(m, 'run')} (pid {field_of(m, 'pid')})")
+
+    def _launched(self, manifest: Any, text: str) -> None:
+        if self.screen is not self.main and isinstance(self.screen, RunsScreen):
+            self.pop_screen()
+        self.attach(manifest)
+        self.notify(text, title="Run started")
+
+    def action_next(self) -> None:
+        """Apply the recommended next step (launch its preset, or resume)."""
+        v = self.view
+        rec = v.verdicts.recommendation if v and v.verdicts else None
+        if rec is None:
+            self.notify("No recommendation yet", severity="warning")
+        elif rec.action == "launch" and rec.preset:
+            self.do_launch(LaunchRequest(rec.preset))
+        elif rec.action == "resume":
+            self.action_resume()
+        else:
+            steps = "; ".join(rec.steps)
+            self.notify(f"{rec.why}" + (f" — {steps}" if steps else ""), title=f"Next: {rec.action}")
+
+    def action_kill(self) -> None:
+        """Confirm, then SIGTERM (checkpoint) and SIGKILL after the grace period."""
+        v = self.view
+        if v is None or v.run is None or v.state.state not in ACTIVE:
+            self.notify("No running run to kill", severity="warning")
+            return
+        pid = field_of(v.manifest, "pid") or v.state.pid
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._kill(v.run or "")
+
+        self.push_screen(KillScreen(v.run, pid, self.kill_grace), answered)
+
+    @work(thread=True, exit_on_error=False, name="kill")
+    def _kill(self, run: str) -> None:
+        def say(text: str) -> None:
+            self.call_from_thread(self.notify, text, title=f"kill {run}")
+
+        result = self.launcher.kill(run, self.kill_grace, say=say)
+        self.call_from_thread(self.notify, str(result), title=f"{run} stopped")
+
+    def action_resume(self) -> None:
+        """Resume the followed run from its last checkpoint."""
+        v = self.view
+        if v is None or v.run is None:
+            self.notify("No run to resume", severity="warning")
+            return
+        self._resume(v.run)
+
+    @work(thread=True, exit_on_error=False, name="resume")
+    def _resume(self, run: str) -> None:
+        m = self.launcher.resume(run)
+        self.call_from_thread(self._launched, m, f"resumed {run} (pid {field_of(m, 'pid')})")
+
+    def action_runs(self) -> None:
+        """Show every run (again: back to the main screen)."""
+        if isinstance(self.screen, RunsScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(RunsScreen(self.load_runs), self._run_chosen)
+
+    def _run_chosen(self, run: str | None) -> None:
+        if run is not None and (self.view is None or self.view.run != run):
+            self.attach(self.store.get(run))
+        elif run is None and self.view is None:
+            self.call_later(self.action_runs)  # nothing to go back to
+
+    def load_runs(self) -> list[RunView]:
+        """Every run with its state (called from the runs screen's worker thread)."""
+        out = []
+        for m in self.store.runs():
+            st = self.store.state(m)
+            out.append(RunView(run=m.run, state=st, preset=self.preset_for(m),
+                               log_path=Path(m.log), launched_at=m.created_at, manifest=m))
+        return out
+
+    def action_export(self) -> None:
+        """Write the Markdown status page of the followed run and say where."""
+        v = self.view
+        if v is None:
+            self.notify("No run attached", severity="warning")
+            return
+        from tui.judge.evaluate import evaluate
+
+        preset = v.preset or Preset(name="(unknown)", path=Path("-"))
+        verdicts = v.verdicts or evaluate(preset, v.state, self.baselines)
+        manifest = v.manifest.to_json() if hasattr(v.manifest, "to_json") else dict(v.manifest or {})
+        text = render_report(preset, v.state, verdicts, manifest, baselines=self.baselines, now=self.clock())
+        directory = self.reports_dir or (Path(self.store.logs_dir) / "reports" if self.store else Path.cwd())
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{v.run or 'run'}_status.md"
+        path.write_text(text, encoding="utf-8")
+        self.notify(str(path), title="Report written")

@@ -1,0 +1,66 @@
+"""Messages that cross the app: the follower worker posts them, the screens route them to widgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from tui.app.view import ProcView, RunView
+
+
+@dataclass
+class RunSnapshot(Message):
+    """The latest state of the followed run (a newer snapshot replaces an unprocessed one)."""
+
+    view: RunView
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest snapshot matters."""
+        return isinstance(message, RunSnapshot)
+
+
+@dataclass
+class LogChunk(Message):
+    """New raw log lines, batched (reset: a new run or a truncated log; clear the pane first)."""
+
+    lines: list[str]
+    reset: bool = False
+    skipped: int = 0  # older new lines left out (the pane would drop them anyway)
+
+
+@dataclass
+class ProcSample(Message):
+    """A psutil/NVML sample of the run's process."""
+
+    proc: ProcView | None
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest sample matters."""
+        return isinstance(message, ProcSample)
+
+
+@dataclass
+class CheckpointDecided(Message):
+    """A critical checkpoint was decided while we watched."""
+
+    run: str | None
+    title: str
+    mark: str
+    say: str
+
+
+@dataclass
+class RunEnded(Message):
+    """The followed run reached finished / crashed / killed while we watched."""
+
+    run: str | None
+    state: str
+    detail: str
+
+
+@dataclass
+class RunsLoaded(Message):
+    """The runs screen's rows (loaded off the UI thread)."""
+
+    views: list[RunView]

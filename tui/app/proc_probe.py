@@ -1,0 +1,65 @@
+"""Process and GPU sampling for the process panel (psutil via tui.runs.procs; NVML if pynvml imports)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import psutil
+
+from tui.app.view import ProcView, field_of, size
+from tui.runs import procs
+
+_nvml: Any = None
+_nvml_ok: bool | None = None
+
+
+def _nvml_init() -> Any:
+    global _nvml, _nvml_ok
+    if _nvml_ok is None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            _nvml, _nvml_ok = pynvml, True
+        except Exception:  # noqa: BLE001 - not installed, no driver, no device: all "no GPU"
+            _nvml_ok = False
+    return _nvml if _nvml_ok else None
+
+
+def gpu_text() -> str:
+    """`GPU0 87% 12.3 GiB/80.0 GiB` per device, or `no GPU`."""
+    nv = _nvml_init()
+    if nv is None:
+        return "no GPU"
+    parts = []
+    try:
+        for i in range(nv.nvmlDeviceGetCount()):
+            h = nv.nvmlDeviceGetHandleByIndex(i)
+            util = nv.nvmlDeviceGetUtilizationRates(h).gpu
+            mem = nv.nvmlDeviceGetMemoryInfo(h)
+            parts.append(f"GPU{i} {util}% {size(mem.used)}/{size(mem.total)}")
+    except Exception:  # noqa: BLE001 - NVML errors mid-run: report what we have
+        pass
+    return "  ".join(parts) or "no GPU"
+
+
+def sample_process(manifest: Any) -> ProcView | None:
+    """A sample of the manifest's engine process (None: no pid recorded)."""
+    pid = field_of(manifest, "pid")
+    if pid is None:
+        return None
+    ident = getattr(manifest, "identity", None)
+    data = procs.stats(ident) if ident is not None else None
+    if not data:
+        return ProcView(pid=pid, alive=False, gpu=gpu_text())
+    rd = wr = None
+    with contextlib.suppress(psutil.Error, AttributeError):
+        io = psutil.Process(pid).io_counters()
+        rd, wr = io.read_bytes, io.write_bytes
+    return ProcView(
+        pid=pid, alive=True, status=str(data.get("status", "")),
+        cpu_percent=data.get("cpu_percent"), rss=int(float(data.get("rss_mb", 0)) * 2**20),
+        threads=data.get("threads"), children=data.get("children"),
+        read_bytes=rd, write_bytes=wr, gpu=gpu_text(),
+    )

@@ -1,0 +1,171 @@
+"""What the follower hands to the widgets: frozen snapshots plus pure formatting helpers."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui.judge.results import Verdicts
+from tui.presets.preset import Preset
+from tui.state.records import EpochRecord
+from tui.state.run import RunState
+
+ACTIVE = ("launching", "initializing", "training", "validating")
+STATE_MARKS = {
+    "launching": "◌", "initializing": "◔", "training": "●", "validating": "◑",
+    "finished": "✔", "crashed": "✖", "killed": "■",
+}
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as the widgets see it; `state` is a private copy, never mutated after posting."""
+
+    run: str | None
+    state: RunState
+    preset: Preset | None = None
+    verdicts: Verdicts | None = None
+    log_path: Path | None = None
+    launched_at: float | None = None
+    manifest: Any = None
+
+    @property
+    def active(self) -> bool:
+        """The run may still write to its log."""
+        return self.state.state in ACTIVE
+
+    @property
+    def max_epochs(self) -> int | None:
+        """Epochs the run will do (log first, then the preset)."""
+        return self.state.max_epochs or (self.preset.max_epochs if self.preset else None)
+
+
+@dataclass(frozen=True)
+class ProcView:
+    """A psutil/NVML sample of the run's process (alive False: gone or never seen)."""
+
+    pid: int | None
+    alive: bool
+    status: str = ""
+    cpu_percent: float | None = None
+    rss: int | None = None
+    threads: int | None = None
+    children: int | None = None
+    read_bytes: int | None = None
+    write_bytes: int | None = None
+    gpu: str = "no GPU"
+
+
+def field_of(obj: Any, name: str, default: Any = None) -> Any:
+    """`obj.name` or `obj[name]` (manifests may be dataclasses or mappings)."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def num(x: float | None, digits: int = 4) -> str:
+    """A metric value, `—` when missing or not finite."""
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def duration(secs: float | None) -> str:
+    """`42s`, `3m05s`, `1h02m`; `—` when unknown."""
+    if secs is None or not math.isfinite(secs) or secs < 0:
+        return "—"
+    s = int(round(secs))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def clock(ts: float | None) -> str:
+    """Local `HH:MM` of a unix time; `—` when unknown."""
+    return "—" if ts is None else time.strftime("%H:%M", time.localtime(ts))
+
+
+def size(n: int | None) -> str:
+    """Bytes as `12.0 MiB`."""
+    if n is None:
+        return "—"
+    v = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if v < 1024 or unit == "GiB":
+            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return f"{v:.1f} TiB"
+
+
+def epoch_seconds(rec: EpochRecord) -> float | None:
+    """How long an epoch took (start to its last validation line)."""
+    if rec.started_at is None or rec.ended_at is None:
+        return None
+    return max(0.0, rec.ended_at - rec.started_at)
+
+
+def mean_epoch_seconds(view: RunView) -> float | None:
+    """Measured mean epoch time, else the preset's expectation."""
+    done = [d for r in view.state.epochs if r.validated and (d := epoch_seconds(r)) is not None]
+    if done:
+        return sum(done) / len(done)
+    tl = view.preset.timeline if view.preset else None
+    return tl.epoch_minutes * 60 if tl and tl.epoch_minutes else None
+
+
+def start_time(view: RunView) -> float | None:
+    """When the run was launched (manifest) or first logged."""
+    return view.launched_at or view.state.started_at
+
+
+def expected_end(view: RunView, epoch: int) -> float | None:
+    """The preset's expected end time of `epoch` (launch + setup + epoch x epoch time)."""
+    tl = view.preset.timeline if view.preset else None
+    t0 = start_time(view)
+    if t0 is None or tl is None or tl.epoch_minutes is None:
+        return None
+    return t0 + ((tl.setup_minutes or 0.0) + epoch * tl.epoch_minutes) * 60
+
+
+def eta_seconds(view: RunView, now: float) -> float | None:
+    """Seconds until the last epoch ends (None: finished or unknown)."""
+    st, n = view.state, view.max_epochs
+    if not view.active or n is None:
+        return None
+    per = mean_epoch_seconds(view)
+    if per is None:
+        return None
+    done = sum(1 for r in st.epochs if r.validated)
+    current = st.progress
+    if current.epoch is not None and current.epoch > done and current.eta_s is not None:
+        return current.eta_s + per * max(0, n - current.epoch)
+    if done == 0 and st.epoch is None:
+        end = expected_end(view, n)
+        return None if end is None else max(0.0, end - now)
+    return per * max(0, n - done)
+
+
+def elapsed_seconds(view: RunView, now: float) -> float | None:
+    """Run time so far (to the last log line once the run has ended)."""
+    t0 = start_time(view)
+    if t0 is None:
+        return None
+    end = now if view.active else (view.state.last_time or now)
+    return max(0.0, end - t0)
+
+
+def horizon_value(rec: EpochRecord, metric: str, horizon: int | str) -> float | None:
+    """`ic`/`rank_ic`/`scale` at one horizon, or the lowest over all ("all")."""
+    if horizon == "all":
+        vals = [v for m in rec.horizons.values() if (v := getattr(m, metric)) is not None]
+        return min(vals) if vals else None
+    m = rec.horizons.get(int(horizon))
+    return getattr(m, metric) if m else None

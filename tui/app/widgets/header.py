@@ -1,0 +1,81 @@
+"""The run header: name, preset, state, pid, elapsed, ETA and two progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, Static
+
+from tui.app.view import STATE_MARKS, RunView, duration, elapsed_seconds, eta_seconds
+
+
+class RunHeader(Vertical):
+    """Who, what state, how far, how long."""
+
+    def __init__(self, clock: Callable[[], float], **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._clock = clock
+        self._view: RunView | None = None
+        self._texts: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("no run attached: press R for runs, l to launch", id="run-title")
+        with Horizontal(classes="bar-row"):
+            yield Label("epoch", id="epoch-label", classes="bar-label")
+            yield ProgressBar(total=100, show_eta=False, id="epoch-bar")
+            yield Label("", id="epoch-detail", classes="bar-detail")
+        with Horizontal(classes="bar-row"):
+            yield Label("run", id="run-label", classes="bar-label")
+            yield ProgressBar(total=100, show_eta=False, id="run-bar")
+            yield Label("", id="run-detail", classes="bar-detail")
+
+    def on_mount(self) -> None:
+        """Elapsed time ticks once a second (no file access: it only re-reads the clock)."""
+        self.set_interval(1.0, self._tick)
+
+    def _set(self, widget_id: str, text: str) -> None:
+        if self._texts.get(widget_id) != text:
+            self._texts[widget_id] = text
+            self.query_one(f"#{widget_id}", Static).update(text)
+
+    def _tick(self) -> None:
+        if self._view is not None and self._view.active:
+            self._title(self._view)
+
+    def _title(self, v: RunView) -> None:
+        st, now = v.state, self._clock()
+        preset = v.preset.name if v.preset else "—"
+        pid = v.state.pid or "—"
+        mark = STATE_MARKS.get(st.state, "?")
+        eta = eta_seconds(v, now)
+        tail = f"ETA {duration(eta)}" if v.active else (st.exit_reason or st.state)
+        self._set("run-title", f"[b]{v.run or '(log)'}[/b]  [b]{preset}[/b]  {mark} [b]{st.state}[/b]"
+                  f"  {tail}  up {duration(elapsed_seconds(v, now))}  pid {pid}")
+
+    def show(self, v: RunView) -> None:
+        """Render a snapshot."""
+        self._view = v
+        self._title(v)
+        st, p = v.state, v.state.progress
+        n = v.max_epochs
+        done = sum(1 for r in st.epochs if r.validated)
+        if st.state == "finished" and n:
+            done = n
+        epoch_bar = self.query_one("#epoch-bar", ProgressBar)
+        if p.steps and p.step is not None:
+            step = p.steps if p.epoch is not None and p.epoch <= done else p.step
+            epoch_bar.update(total=p.steps, progress=step)
+            rate = f"{p.steps_per_s:.2f} steps/s" if p.steps_per_s else "— steps/s"
+            self._set("epoch-detail", f"{step}/{p.steps} · {rate}")
+        else:
+            self._set("epoch-detail", "waiting for steps")
+        self._set("epoch-label", f"epoch {st.epoch or '—'}/{n or '—'}")
+        run_bar = self.query_one("#run-bar", ProgressBar)
+        if n:
+            partial = (p.step / p.steps) if (p.steps and p.step is not None and (p.epoch or 0) > done) else 0.0
+            run_bar.update(total=n, progress=min(n, done + partial))
+            self._set("run-detail", f"{done}/{n} epochs")
+        else:
+            self._set("run-detail", "")

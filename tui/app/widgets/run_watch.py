@@ -1,0 +1,134 @@
+"""The one reader: follows a run's log and process, and posts snapshots and line chunks.
+
+Runs inside the app's single follower thread worker; nothing here touches a widget. The log is read
+once per poll, by the follower (`tui.state.follow.LogFollower(path, keep_lines=MAX_CHUNK)`): its events
+fold into the state, its raw lines go to the log pane as one `LogChunk`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from tui.app.messages import CheckpointDecided, LogChunk, ProcSample, RunEnded, RunSnapshot
+from tui.app.view import ProcView, RunView, field_of
+from tui.judge.conditions import TERMINAL
+from tui.judge.evaluate import evaluate
+from tui.judge.results import Verdicts
+from tui.presets.baselines import Baselines
+from tui.presets.preset import Preset
+from tui.runs.store import live_state
+from tui.state.run import RunState
+
+MAX_CHUNK = 5000  # the log pane keeps no more than this many lines
+PROC_EVERY_S = 1.0
+MANIFEST_EVERY_S = 1.0
+
+Post = Callable[[Message], Any]
+Probe = Callable[[Any], ProcView | None]
+
+
+def default_follower(path: Path) -> Any:
+    """`tui.state.follow.LogFollower(path)`, keeping the raw lines the log pane shows."""
+    from tui.state.follow import LogFollower
+
+    return LogFollower(path, keep_lines=MAX_CHUNK)
+
+
+class RunWatch:
+    """One run: its follower (events -> state, and raw lines), its manifest and its process.
+
+    The follower is a `LogFollower` with `keep_lines` (see `default_follower`), or anything with its
+    `poll()`, `state` and `take_lines()`.
+    """
+
+    def __init__(
+        self, post: Post, log: Path, follower: Any, *, run: str | None = None, manifest: Any = None,
+        preset: Preset | None = None, baselines: Baselines | None = None, store: Any = None,
+        probe: Probe | None = None, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.post, self.log, self.follower = post, log, follower
+        self.run, self.manifest, self.preset, self.baselines = run, manifest, preset, baselines
+        self.store, self.probe, self.clock = store, probe, clock
+        self._first = True
+        self._decided: set[str] = set()
+        self._last_state: str | None = None
+        self._next_proc = 0.0
+        self._next_manifest = 0.0
+        self._manifest_mtime: float | None = None
+        self._alive: bool | None = None
+        self.view: RunView | None = None
+
+    def step(self) -> bool:
+        """Read what is new; post at most one chunk, one snapshot and one process sample.
+
+        Returns whether the log grew (the caller polls less often while it does not).
+        """
+        now = time.monotonic()
+        events = self.follower.poll()
+        raw = self.follower.take_lines()
+        if raw is not None:
+            self.post(LogChunk(raw.lines[-MAX_CHUNK:], reset=raw.reset or self._first,
+                               skipped=raw.skipped + max(0, len(raw.lines) - MAX_CHUNK)))
+        changed = bool(events) or self._first
+        if now >= self._next_manifest:
+            self._next_manifest = now + MANIFEST_EVERY_S
+            changed |= self._refresh_manifest()
+        if now >= self._next_proc and self.probe is not None:
+            self._next_proc = now + PROC_EVERY_S
+            proc = self.probe(self.manifest)
+            alive = bool(proc and proc.alive)
+            changed |= alive != self._alive
+            self._alive = alive
+            self.post(ProcSample(proc))
+        if changed:
+            self._snapshot()
+        self._first = False
+        return bool(events or (raw is not None and raw.lines))
+
+    def _refresh_manifest(self) -> bool:
+        if self.store is None or self.run is None:
+            return False
+        try:
+            mtime = self.store.manifest_path(self.run).stat().st_mtime
+        except OSError:
+            return False
+        if mtime == self._manifest_mtime:
+            return False
+        self._manifest_mtime = mtime
+        try:
+            self.manifest = self.store.get(self.run)
+        except Exception:  # noqa: BLE001 - a half-written manifest: try again next time
+            return False
+        return True
+
+    def _state(self) -> RunState:
+        return live_state(self.follower.state, self.store, self.manifest, self._alive, self.run)
+
+    def _snapshot(self) -> None:
+        st = self._state()
+        verdicts: Verdicts | None = None
+        if self.preset is not None:
+            verdicts = evaluate(self.preset, st, self.baselines)
+        launched = field_of(self.manifest, "created_at")
+        self.view = RunView(run=self.run or st.run, state=st, preset=self.preset, verdicts=verdicts,
+                            log_path=self.log, launched_at=launched, manifest=self.manifest)
+        self.post(RunSnapshot(self.view))
+        self._notify(st, verdicts)
+
+    def _notify(self, st: RunState, verdicts: Verdicts | None) -> None:
+        decided = [c for c in (verdicts.checkpoints if verdicts else ()) if c.status == "decided"]
+        if not self._first:
+            for cp in decided:
+                if cp.title not in self._decided:
+                    self.post(CheckpointDecided(self.view.run if self.view else None, cp.title,
+                                                cp.mark, f"{cp.verdict}: {cp.say}"))
+            if st.state in TERMINAL and self._last_state not in TERMINAL:
+                detail = st.error or st.exit_reason or st.state
+                self.post(RunEnded(self.view.run if self.view else None, st.state, detail))
+        self._decided = {c.title for c in decided}
+        self._last_state = st.state

@@ -1,0 +1,1 @@
+"""The `runctl` command line: entry, subcommands, plain-text views (docs/design.md, docs/cli.md)."""

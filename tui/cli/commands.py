@@ -1,0 +1,229 @@
+"""The `runctl` subcommands (parsed by tui.cli.main); each returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tui.cli.context import Context
+from tui.cli.follow import follow_run
+from tui.cli.preset_commands import cmd_baseline, cmd_presets
+from tui.cli.textview import clock, num, render_status, say
+from tui.errors import RunctlError
+from tui.runs import procs
+from tui.runs.store import TERMINAL, Manifest
+from tui.runs.tail import RunTail
+from tui.state.run import RunState
+
+WATCH_EVERY_S = 2.0
+SERVE_HOST, SERVE_PORT = "localhost", 8000  # `runctl tui --serve` defaults (textual-serve's)
+
+
+# ---------------------------------------------------------------------------------- launch
+def cmd_launch(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl launch`."""
+    m = ctx.launcher().launch(a.preset, a.sets, a.envs, name=a.name, autopilot=a.autopilot,
+                              presets_dir=ctx.presets_dir)
+    _started(m, a.json, "launched")
+    return follow(ctx, m) if a.follow else 0
+
+
+def cmd_resume(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl resume`."""
+    m = ctx.launcher().resume(a.run)
+    _started(m, a.json, "resumed")
+    return follow(ctx, m) if a.follow else 0
+
+
+def _started(m: Manifest, as_json: bool, what: str) -> None:
+    if as_json:
+        say(json.dumps({"run": m.run, "pid": m.pid, "log": m.log}))
+    else:
+        say(f"{what} {m.run} (pid {m.pid})\n  log {m.log}\n  follow: runctl status {m.run} --watch")
+        if m.autopilot:
+            say(f"  autopilot: up to {m.autopilot['steps']} next run(s), "
+                f"supervisor pid {m.autopilot['supervisor']['pid']}")
+
+
+def follow(ctx: Context, m: Manifest, interval: float = 1.0) -> int:
+    """Print the run's progress until its process ends; 0 only if it finished."""
+    preset = ctx.preset(m.preset)
+    return follow_run(ctx.store, m, lambda st: ctx.judge(preset, st), say,
+                      preset.default_horizon if preset is not None else 20, interval)
+
+
+# ------------------------------------------------------------------------------ kill / runs
+def cmd_kill(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl kill`."""
+    if a.grace < 0:
+        raise RunctlError(f"--grace {a.grace:g}: must be >= 0")
+    summary = ctx.launcher().kill(a.run, a.grace, say=say)
+    say(f"killed: {summary}")
+    return 0
+
+
+def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
+    """One `runs --json` object."""
+    st = ctx.store.state(m)
+    sharpe = next((r.sharpe for r in reversed(st.epochs) if r.sharpe is not None), None)
+    return {
+        "run": m.run, "name": m.name, "state": st.state, "pid": m.pid, "log": m.log,
+        "preset": m.preset, "epoch": st.epoch, "max_epochs": st.max_epochs,
+        "sharpe": sharpe if sharpe is None or sharpe == sharpe else None,
+        "val_loss": next((r.val_loss for r in reversed(st.epochs) if r.val_loss is not None), None),
+        "started_at": m.created_at, "error": st.error, "parent": m.parent,
+        "children": list(m.children), "autopilot": bool(m.autopilot),
+    }
+
+
+def cmd_runs(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl runs`."""
+    rows = [run_row(ctx, m) for m in ctx.store.runs()]
+    if a.json:
+        say(json.dumps(rows))
+        return 0
+    if not rows:
+        say(f"no runs in {ctx.store.training_dir}")
+        return 0
+    say(f"{'run':<36} {'state':<12} {'pid':>8} {'epoch':>7} {'sharpe':>8}  started")
+    for r in rows:
+        ep = f"{r['epoch'] or 0}/{r['max_epochs'] or '?'}"
+        say(f"{r['run']:<36} {r['state']:<12} {r['pid'] or '—':>8} {ep:>7} "
+            f"{num(r['sharpe']):>8}  {clock(r['started_at'])}")
+    return 0
+
+
+# --------------------------------------------------------------------------- status / report
+def _pick(ctx: Context, a: argparse.Namespace) -> tuple[Manifest | None, Path]:
+    """The manifest (if any) and the log path of RUN, of --log FILE, or of the newest run."""
+    if a.log is not None:
+        if a.run is not None:
+            raise RunctlError("give a RUN or --log FILE, not both")
+        if not a.log.is_file():
+            raise RunctlError(f"log file not found: {a.log}")
+        return ctx.store.for_log(a.log), a.log
+    if a.run is None:
+        runs = ctx.store.runs()
+        if not runs:
+            raise RunctlError(f"no runs in {ctx.store.training_dir}; start one with "
+                              f"`runctl launch PRESET` or read a log with --log FILE")
+        m = runs[0]
+    else:
+        m = ctx.store.get(a.run)
+    return m, ctx.store.log_path(m.run)
+
+
+def _target(ctx: Context, a: argparse.Namespace) -> tuple[Manifest | None, Path, RunState]:
+    """The manifest (if any), the log path and its state (liveness applied when managed)."""
+    m, log = _pick(ctx, a)
+    tail = RunTail(ctx.store, log, m)
+    try:
+        return tail.manifest, log, tail.poll()
+    finally:
+        tail.close()
+
+
+def _preset_for(ctx: Context, a: argparse.Namespace, m: Manifest | None) -> Any:
+    if a.preset_name:
+        return ctx.registry.get(a.preset_name)  # named explicitly: unknown is an error
+    return ctx.preset(m.preset if m is not None else None)
+
+
+def status_json(ctx: Context, m: Manifest | None, log: Path, st: RunState, preset: Any) -> dict[str, Any]:
+    """RunState.to_json() plus preset, log, verdicts, process and manifest (docs/cli.md)."""
+    v = ctx.judge(preset, st) or {}
+    out = st.to_json()
+    out.update({
+        "preset": preset.name if preset is not None else (m.preset if m else None),
+        "log": str(log),
+        "baseline": v.get("baseline"), "criteria": v.get("criteria", []),
+        "checkpoints": v.get("checkpoints", []), "recommendation": v.get("recommendation"),
+        "table": v.get("table", []), "variance_collapse": v.get("variance_collapse"),
+        "process": procs.stats(m.identity) if m is not None else None,
+        "manifest": m.to_json() if m is not None else None,
+    })
+    return out
+
+
+def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl status`; with --watch the log is followed incrementally until the run ends."""
+    m, log = _pick(ctx, a)
+    preset = _preset_for(ctx, a, m)
+    tail = RunTail(ctx.store, log, m)
+    try:
+        while True:
+            st = tail.poll()
+            m = tail.manifest
+            data = status_json(ctx, m, log, st, preset)
+            if a.json:
+                say(json.dumps(data, allow_nan=False))
+            else:
+                if a.watch and sys.stdout.isatty():
+                    sys.stdout.write("\x1b[H\x1b[2J")
+                say(render_status(st, data["manifest"], ctx.judge(preset, st), preset,
+                                  data["process"], str(log)).rstrip("\n"))
+            ended = st.state in TERMINAL or (m is None and st.exit_reason is not None)
+            if not a.watch or ended:
+                return 0
+            time.sleep(WATCH_EVERY_S)
+    finally:
+        tail.close()
+
+
+def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl report`."""
+    from tui.judge.evaluate import evaluate
+    from tui.judge.report import render_report
+
+    m, log, st = _target(ctx, a)
+    preset = _preset_for(ctx, a, m)
+    if preset is None:
+        raise RunctlError(f"no preset known for {log}; name one with --preset NAME")
+    verdicts = evaluate(preset, st, ctx.baselines())
+    base = verdicts.baseline
+    base_preset = ctx.preset(base.preset) if base is not None else None
+    manifest = m.to_json() if m is not None else {"log": str(log)}
+    text = render_report(preset, st, verdicts, manifest, baselines=ctx.baselines(),
+                         baseline_preset=base_preset)
+    if a.output is None:
+        sys.stdout.write(text)
+    else:
+        a.output.write_text(text, encoding="utf-8")
+        say(f"wrote {a.output}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- tui
+def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
+    """`runctl tui` / bare `runctl`: the Textual app."""
+    try:
+        from tui.app.app import run_app
+    except ImportError as e:
+        raise RunctlError(f"the TUI is not available ({e}); use `runctl status --watch`") from None
+    run, log, launch = getattr(a, "run", None), getattr(a, "log", None), getattr(a, "launch", None)
+    if log is not None and not Path(log).is_file():
+        raise RunctlError(f"log file not found: {log}")
+    if run is not None:
+        run = ctx.store.get(run).run
+    serve = bool(getattr(a, "serve", False))
+    host, port = getattr(a, "host", None), getattr(a, "port", None)
+    if not serve and (host is not None or port is not None):
+        raise RunctlError("--host and --port need --serve")
+    if port is not None and not 0 < port < 65536:
+        raise RunctlError(f"--port {port}: must be 1..65535")
+    return int(run_app(ctx.store.logs_dir, ctx.presets_dir, run, log, launch, serve=serve,
+                       host=host or SERVE_HOST, port=port or SERVE_PORT) or 0)
+
+
+COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
+            "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
+            "baseline": cmd_baseline}
+
+
+def dispatch(a: argparse.Namespace) -> int:
+    """Run the parsed command (no command: the TUI)."""
+    return COMMANDS[a.cmd or "tui"](Context(a), a)

@@ -1,0 +1,54 @@
+"""What one `runctl` invocation works with: the run store, the preset registry, the baselines."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tui.runs.store import RunStore
+from tui.state.run import RunState
+
+
+class Context:
+    """The store, the preset registry and the baselines of one invocation."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from tui.presets.registry import PresetRegistry, find_presets_dir
+
+        self.store = RunStore(args.logs)
+        self.presets_dir = find_presets_dir(args.presets)
+        self.registry = PresetRegistry(self.presets_dir)
+        self._baselines: Any = None
+
+    def baselines(self) -> Any:
+        """presets/baselines.toml (loaded once)."""
+        if self._baselines is None:
+            from tui.presets.baselines import BASELINES_FILE, load_baselines
+
+            self._baselines = load_baselines(self.presets_dir / BASELINES_FILE)
+        return self._baselines
+
+    def launcher(self) -> Any:
+        """A Launcher on this store and registry."""
+        from tui.runs.launcher import Launcher
+
+        return Launcher(self.store, self.registry)
+
+    def preset(self, name: str | None) -> Any:
+        """The preset, or None if unnamed or gone (status still works without verdicts)."""
+        from tui.presets.preset import PresetError
+
+        if not name:
+            return None
+        try:
+            return self.registry.get(name)
+        except PresetError:
+            return None
+
+    def judge(self, preset: Any, st: RunState) -> dict[str, Any] | None:
+        """Verdicts as JSON (None without a preset)."""
+        if preset is None:
+            return None
+        from tui.judge.evaluate import evaluate
+
+        return evaluate(preset, st, self.baselines()).to_json()

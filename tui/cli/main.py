@@ -1,0 +1,127 @@
+"""`runctl`: launch, follow, judge, kill and resume training runs (docs/cli.md).
+
+Fast paths (`status`, `runs`, `presets`) import no torch, lightning or textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from tui.errors import RunctlError
+
+DEFAULT_LOGS = Path("_logs")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `runctl: ...` line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise RunctlError(message)
+
+
+def _common(p: argparse.ArgumentParser, top: bool) -> None:
+    d = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("--logs", type=Path, metavar="DIR", help="logs directory (default ./_logs)",
+                   **({"default": DEFAULT_LOGS} if top else d))
+    p.add_argument("--presets", type=Path, metavar="DIR",
+                   help="presets directory (default ./presets, else the shipped ones)",
+                   **({"default": None} if top else d))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    p = _Parser(prog="runctl", description="Terminal run controller for ML training runs.")
+    _common(p, top=True)
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+
+    def cmd(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        _common(sp, top=False)
+        return sp
+
+    sp = cmd("launch", "start a run of PRESET, detached (survives logout)")
+    sp.add_argument("preset")
+    sp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    sp.add_argument("--env", dest="envs", action="append", default=[], metavar="NAME=VALUE")
+    sp.add_argument("--name", default=None, help="run name (default: the preset's)")
+    sp.add_argument("--json", action="store_true", help='print {"run", "pid", "log"} first')
+    sp.add_argument("--follow", action="store_true", help="print progress until the run ends")
+    sp.add_argument("--autopilot", type=int, nargs="?", const=3, default=0, metavar="N",
+                    help="follow verdicts and launch up to N next presets (default 3)")
+
+    sp = cmd("runs", "list runs with state and headline metrics")
+    sp.add_argument("--json", action="store_true")
+
+    sp = cmd("kill", "SIGTERM the run (checkpoint-and-exit), SIGKILL after the grace period")
+    sp.add_argument("run")
+    sp.add_argument("--grace", type=float, default=30.0, metavar="S")
+
+    sp = cmd("resume", "continue a stopped run from its last checkpoint, same log")
+    sp.add_argument("run")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--follow", action="store_true")
+
+    for name, help_ in (("status", "the run's whole state as plain text or JSON"),
+                        ("report", "the run's Markdown status page")):
+        sp = cmd(name, help_)
+        sp.add_argument("run", nargs="?", default=None)
+        sp.add_argument("--log", type=Path, default=None, metavar="FILE", help="read this log")
+        sp.add_argument("--preset", dest="preset_name", default=None, metavar="NAME",
+                        help="judge with this preset (default: the run's)")
+        if name == "status":
+            sp.add_argument("--json", action="store_true")
+            sp.add_argument("--watch", action="store_true", help="refresh every 2 s until it ends")
+        else:
+            sp.add_argument("-o", "--output", type=Path, default=None, metavar="FILE")
+
+    sp = cmd("baseline", "add a finished run's latest metrics to presets/baselines.toml")
+    sp.add_argument("run")
+    sp.add_argument("--as", dest="as_name", default=None, metavar="NAME", help="row name (default: the run id)")
+    sp.add_argument("--status", default="", help="free text for the table's Status column")
+
+    sp = cmd("presets", "list, show, check and derive presets")
+    psub = sp.add_subparsers(dest="pcmd", parser_class=_Parser, required=True)
+    for pname, phelp in (("list", "every preset"), ("show", "one resolved preset"),
+                         ("check", "validate preset files"),
+                         ("derive", "write a new preset extending NAME")):
+        _common(psub.add_parser(pname, help=phelp), top=False)
+    psub.choices["show"].add_argument("name")
+    psub.choices["check"].add_argument("files", nargs="+", type=Path)
+    dp = psub.choices["derive"]
+    dp.add_argument("name")
+    dp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    dp.add_argument("--env", dest="envs", action="append", default=[], metavar="NAME=VALUE")
+    dp.add_argument("--as", dest="new_name", required=True, metavar="NEW")
+
+    sp = cmd("tui", "the Textual app")
+    sp.add_argument("run", nargs="?", default=None)
+    sp.add_argument("--log", type=Path, default=None, metavar="FILE")
+    sp.add_argument("--launch", default=None, metavar="PRESET")
+    sp.add_argument("--serve", action="store_true",
+                    help="serve the same app in a browser (textual-serve), e.g. through an SSH tunnel")
+    sp.add_argument("--host", default=None, metavar="HOST",
+                    help="with --serve: the address to listen on (default localhost)")
+    sp.add_argument("--port", type=int, default=None, metavar="PORT",
+                    help="with --serve: the port to listen on (default 8000)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: user mistakes are one line on stderr and exit status 2."""
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        from tui.cli import commands
+
+        return commands.dispatch(args)
+    except RunctlError as e:
+        print(f"runctl: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+

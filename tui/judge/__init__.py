@@ -1,0 +1,1 @@
+"""Judging a state against a preset: table, criteria, checkpoints, recommendation, report (docs/design.md)."""

@@ -1,0 +1,90 @@
+"""Reading a run state for the verdicts: a metric's values in an epoch, whether a preset condition
+holds there, which epochs are validated and complete; the shared thresholds and status names.
+
+Pure functions of a `RunState` (and a `Preset`'s conditions).
+"""
+
+from __future__ import annotations
+
+from tui.presets.preset import HORIZON_METRICS, Condition, Preset, metric_key
+from tui.state.records import EpochRecord, finite_or_none
+from tui.state.run import RunState
+
+TERMINAL = ("finished", "crashed", "killed")
+COLLAPSE_BELOW = 0.005  # SCALE prints as 0.00 below this
+LOWER_IS_BETTER = ("val_loss", "train_loss")
+TREND_TOLERANCE = 5e-4
+PENDING, MET, UNMET = "pending", "met", "unmet"
+MARKS = {MET: "✅", UNMET: "❌", PENDING: "⏳"}
+
+
+# ----------------------------------------------------------------------------- reading the state
+def metric_values(rec: EpochRecord, metric: str, horizon: int | str | None) -> list[float]:
+    """The finite values of a metric in one epoch (several for horizon "all")."""
+    if metric not in HORIZON_METRICS:
+        v = finite_or_none(getattr(rec, metric, None))
+        return [] if v is None else [v]
+    hs = sorted(rec.horizons) if horizon == "all" else [horizon] if isinstance(horizon, int) else []
+    out = []
+    for h in hs:
+        m = rec.horizons.get(h)
+        v = finite_or_none(getattr(m, metric, None)) if m is not None else None
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def worst(values: list[float], metric: str, op: str | None) -> float | None:
+    """One value standing for several horizons: the one that decides the comparison."""
+    if not values:
+        return None
+    lower_wins = op in ("<", "<=") if op else metric in LOWER_IS_BETTER
+    return max(values) if lower_wins else min(values)
+
+
+def condition_value(rec: EpochRecord, cond: Condition) -> float | None:
+    """The value a condition is judged on (None: not measured)."""
+    return worst(metric_values(rec, cond.metric, cond.horizon), cond.metric, cond.op)
+
+
+def condition_holds(rec: EpochRecord, cond: Condition) -> bool | None:
+    """True/False, or None when the metric was not measured in that epoch."""
+    values = metric_values(rec, cond.metric, cond.horizon)
+    return all(cond.holds(v) for v in values) if values else None
+
+
+def validated(state: RunState) -> list[EpochRecord]:
+    """Validated epochs, oldest first."""
+    return [r for r in state.epochs if r.validated]
+
+
+def epoch_complete(state: RunState, rec: EpochRecord) -> bool:
+    """Validation of this epoch is over (Sharpe printed, a later epoch began, or the run ended)."""
+    if not rec.validated:
+        return False
+    later = any(r.epoch > rec.epoch for r in state.epochs) or (state.epoch or 0) > rec.epoch
+    return rec.sharpe is not None or later or state.state in TERMINAL
+
+
+def max_epochs_of(preset: Preset, state: RunState) -> int | None:
+    """The run's epoch budget: from the log if known, else the preset."""
+    return state.max_epochs or preset.max_epochs
+
+
+def summary_metrics(state: RunState) -> dict[str, float]:
+    """The latest validated epoch as baseline-table metrics (for `add_baseline`)."""
+    recs = validated(state)
+    if not recs:
+        return {}
+    rec = recs[-1]
+    out = {k: v for k in ("sharpe", "val_loss", "train_loss")
+           if (v := finite_or_none(getattr(rec, k))) is not None}
+    for h in sorted(rec.horizons):
+        for m in HORIZON_METRICS:
+            vals = metric_values(rec, m, h)
+            if vals:
+                out[metric_key(m, h)] = vals[0]
+    lowest = worst(metric_values(rec, "scale", "all"), "scale", None)
+    if lowest is not None:
+        out["scale"] = lowest
+    return out

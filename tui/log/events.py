@@ -1,0 +1,276 @@
+"""The typed events a log line can carry (built by `tui.log.parse`, folded by `tui.state`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event: `t` is the line's timestamp (unix seconds) and `level` its log level."""
+
+    t: float | None = field(default=None, kw_only=True)
+    level: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Start(Event):
+    """A process started: kind `engine` (ours), `wrapper` (pipeline started) or `trainer` (ATFT child)."""
+
+    kind: str
+    pid: int | None = None
+    run_dir: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Phase(Event):
+    """A start-up checklist step (key from runstate.PHASES); done=False: begun, not finished."""
+
+    key: str
+    detail: str
+    done: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingStart(Event):
+    """`Starting training: max_epochs=N steps_per_epoch=S`."""
+
+    max_epochs: int
+    steps_per_epoch: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EpochStart(Event):
+    """`[main] Epoch N/M` or `Epoch N/M` (1-based)."""
+
+    epoch: int
+    max_epochs: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LearningRate(Event):
+    """`Learning rate: X`."""
+
+    lr: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress(Event):
+    """Our `[progress]` line, or a tqdm fragment of the ATFT trainer (source `tqdm`)."""
+
+    epoch: int | None
+    max_epochs: int | None
+    step: int | None
+    steps: int | None
+    steps_per_s: float | None
+    eta_s: float | None
+    loss: float | None
+    source: str = "engine"
+
+
+@dataclass(frozen=True, slots=True)
+class GradGroup:
+    """One parameter group of a `[GRAD-MONITOR]` stats line."""
+
+    name: str
+    l2: float | None
+    max: float | None
+    with_grad: int
+    tracked: int
+    small: int
+    none: int
+
+
+@dataclass(frozen=True, slots=True)
+class GradMonitor(Event):
+    """`[GRAD-MONITOR] step=.. epoch=.. batch=.. group:l2=.. | ...` stats."""
+
+    step: int
+    epoch: int
+    batch: int
+    groups: tuple[GradGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GradWarning(Event):
+    """`[GRAD-MONITOR] gat: vanishing gradients (l2=.., none=../..)`."""
+
+    group: str
+    kind: str
+    l2: float | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrainLoss(Event):
+    """`train/total_loss: X`."""
+
+    loss: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ValLoss(Event):
+    """`val/loss: X` (source `val/loss`) or `[tag] Validation loss: X` (source = tag)."""
+
+    loss: float | None
+    source: str = "val/loss"
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonMetrics(Event):
+    """`Val metrics (z) h=H: ...`; variant `z`, `z,cal` or `raw` (only `z` feeds the table)."""
+
+    h: int
+    ic: float | None
+    rank_ic: float | None
+    scale: float | None
+    mae: float | None
+    rmse: float | None
+    hit: float | None
+    variant: str = "z"
+
+
+@dataclass(frozen=True, slots=True)
+class Sharpe(Event):
+    """The summary `Sharpe: X` (the whole message; never `[VAL-DEBUG] ... Sharpe:`)."""
+
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EpochEnd(Event):
+    """Our `[epoch-end] epoch=e/n train_loss=.. val_loss=.. sharpe=.. sharpe_ann=.. time=..s`."""
+
+    epoch: int
+    max_epochs: int | None
+    train_loss: float | None
+    val_loss: float | None
+    sharpe: float | None
+    sharpe_ann: float | None
+    seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseEpoch(Event):
+    """ATFT phase-training `Epoch e/n: Train Loss=.., Val Loss=.., LR=..` (an epoch's summary)."""
+
+    epoch: int
+    max_epochs: int
+    train_loss: float | None
+    val_loss: float | None
+    lr: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseValMetrics(Event):
+    """ATFT phase-training `Val Metrics - Sharpe: s, IC: ic, RankIC: r, HitRate(h1): h`."""
+
+    sharpe: float | None
+    ic: float | None
+    rank_ic: float | None
+    hit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LowVariance(Event):
+    """`Low prediction variance for horizon H: scale_ratio=R, yhat_std=S`."""
+
+    h: int
+    ratio: float | None
+    yhat_std: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint(Event):
+    """`Checkpoint saved: PATH (epoch=E)` or `Best model saved (tag) (val_loss: X)` (best=True)."""
+
+    path: str | None
+    epoch: int | None = None
+    best: bool = False
+    val_loss: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Complete(Event):
+    """`=== Training Complete ===`."""
+
+
+@dataclass(frozen=True, slots=True)
+class BestValLoss(Event):
+    """`Best validation loss: X`."""
+
+    loss: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AchievedSharpe(Event):
+    """The wrapper's `🎯 Achieved Sharpe Ratio: X`."""
+
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WrapperResult(Event):
+    """The wrapper's verdict: `... Pipeline completed successfully` or `❌ ... failed` / `Training failed:`."""
+
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    """An ERROR-level line; fatal for our engine's `[error] ...` (the run then ends)."""
+
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Warning(Event):  # shadows the builtin on purpose: the log level
+    """A WARNING-level line that no more specific event covers."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Signal(Event):
+    """`[signal] SIGTERM received: ...`."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exit(Event):
+    """Our `[exit] reason=finished|terminated|error status=N epochs_completed=E` (last line)."""
+
+    reason: str
+    status: int | None
+    epochs_completed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TracebackStart(Event):
+    """`Traceback (most recent call last):`."""
+
+
+@dataclass(frozen=True, slots=True)
+class TracebackEnd(Event):
+    """A traceback's last, non-indented line: the error (e.g. `RuntimeError: CUDA out of memory`)."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Activity(Event):
+    """Lines consumed since the last Activity, their WARNING/ERROR counts, first/last timestamps."""
+
+    lines: int
+    warnings: int = 0
+    errors: int = 0
+    first_t: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reset(Event):
+    """The file was truncated: start again from a fresh state."""

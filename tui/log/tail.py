@@ -1,0 +1,110 @@
+"""A log file followed incrementally: bytes -> whole lines -> events, with rotation and truncation.
+
+Each `poll()` reads only the bytes appended since the last one, in `CHUNK`-sized reads; whole lines
+go to a `tui.log.scan.RegionScanner`, a partial last line waits for the next poll. A truncated file
+starts again (a `Reset` event), a rotated one is drained and then followed anew. Subclasses fold
+the events somewhere (`tui.state.follow.LogFollower` folds them into a RunState) by overriding
+`_emit`. No state of a run here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from tui.log import events as evt
+from tui.log.lines import LineAssembler, LineTail, RawLines
+from tui.log.scan import RegionScanner
+
+CHUNK = 8 << 20  # bytes per read
+
+
+class LogTail:
+    """Follow one log file: `poll()` reads only the new bytes and returns their events.
+
+    With `keep_lines`, the raw lines read are kept too (the last `keep_lines` of them, at most
+    `keep_bytes`), for `take_lines()`: one read of the file feeds both the events and a log view.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fast: bool = True, chunk: int = CHUNK,
+                 keep_lines: int = 0, keep_bytes: int = 2 << 20) -> None:
+        self.path = Path(path)
+        self.fast = fast
+        self.chunk = chunk
+        self.offset = 0
+        self._fh: BinaryIO | None = None
+        self._ino: tuple[int, int] | None = None
+        self._lines = LineAssembler()
+        self._scanner = RegionScanner(fast)
+        self._tail = LineTail(keep_lines, keep_bytes) if keep_lines > 0 else None
+
+    def _restart(self) -> None:
+        self.offset = 0
+        self._lines = LineAssembler()
+        self._scanner = RegionScanner(self.fast)
+
+    def close(self) -> None:
+        """Close the file handle (poll() reopens)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def poll(self) -> list[evt.Event]:
+        """Events from the bytes appended since the last poll; [] if no file."""
+        out: list[evt.Event] = []
+        self._run(out)
+        return out
+
+    def catch_up(self) -> None:
+        """Read to the end of the file, emitting its events without collecting them."""
+        self._run(None)
+
+    def take_lines(self) -> RawLines | None:
+        """The raw lines read since the last take (None: none, or not kept: no `keep_lines`).
+
+        A truncated log sets `reset` (the lines before it are dropped); a rotated one goes on.
+        """
+        return self._tail.take() if self._tail is not None else None
+
+    def _run(self, out: list[evt.Event] | None) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        ino = (st.st_dev, st.st_ino)
+        if self._fh is not None and ino != self._ino:
+            self._read(None, out)  # rotated: drain the old file, then follow the new one
+            self.close()
+            self._restart()
+        if self._fh is None:
+            try:
+                self._fh = open(self.path, "rb")  # noqa: SIM115 - kept open between polls
+            except OSError:
+                return
+            self._ino = ino
+            self._fh.seek(self.offset)
+        if st.st_size < self.offset:  # truncated: the log starts again
+            self._restart()
+            self._fh.seek(0)
+            self._emit([evt.Reset()], out)
+            if self._tail is not None:
+                self._tail.reset()
+        self._read(st.st_size, out)
+
+    def _read(self, size: int | None, out: list[evt.Event] | None) -> None:
+        fh = self._fh
+        while fh is not None and (size is None or self.offset < size):
+            data = fh.read(self.chunk)
+            if not data:
+                break
+            self.offset += len(data)
+            for seg in self._lines.feed(data):
+                self._emit(self._scanner.scan(seg), out)
+                if self._tail is not None:
+                    self._tail.feed(seg)
+
+    def _emit(self, events: list[evt.Event], out: list[evt.Event] | None) -> None:
+        """Hand a segment's events on (subclasses fold them first)."""
+        if out is not None:
+            out.extend(events)

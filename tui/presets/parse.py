@@ -1,0 +1,230 @@
+"""Preset files: one TOML file -> typed settings; layers merged along `extends` -> `Preset`.
+
+`parse_preset_file` validates one file's own keys (errors name the file and the key);
+`merge_layers` and `build_preset` apply an extends chain (`tui.presets.registry` resolves the chain).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from engine import config as ec
+from tui.presets.preset import (
+    HORIZON_METRICS,
+    LEVELS,
+    METRICS,
+    OPS,
+    Checkpoint,
+    Condition,
+    Criterion,
+    NextAction,
+    Preset,
+    Rule,
+    Timeline,
+)
+from tui.presets.schema import Where, is_num, read_toml, tname
+
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# Engine keys that have their own preset field (and engine flag).
+FIELD_KEYS = {"train.trainer.max_epochs": "max_epochs", "data.path": "data_path"}
+
+_TOP_KEYS = (
+    "description", "extends", "env", "overrides", "max_epochs", "data_path", "default_horizon",
+    "baseline", "timeline", "criteria", "checkpoints", "next",
+)
+
+
+def _condition(w: Where, raw: Any, where: str, with_label: bool = False) -> Condition:
+    keys = ("metric", "horizon", "op", "value") + (("label",) if with_label else ())
+    t = w.table(raw, where, keys)
+    for k in ("metric", "op", "value"):
+        if k not in t:
+            raise w.err(where, f"missing key {k!r}")
+    metric = t["metric"]
+    if metric not in METRICS:
+        raise w.err(where, f"metric {metric!r} is not one of {', '.join(METRICS)}")
+    op = t["op"]
+    if op not in OPS:
+        raise w.err(where, f"op {op!r} is not one of {', '.join(OPS)}")
+    value: float | tuple[float, float]
+    if op == "between":
+        v = t["value"]
+        if not (isinstance(v, list) and len(v) == 2 and all(is_num(x) for x in v) and v[0] <= v[1]):
+            raise w.err(where, "op 'between' needs value = [low, high] with low <= high")
+        value = (float(v[0]), float(v[1]))
+    else:
+        value = float(w.typed(t["value"], (int, float), f"{where} value", "a number"))
+    horizon = t.get("horizon")
+    if horizon is not None:
+        if metric not in HORIZON_METRICS:
+            raise w.err(where, f"metric {metric!r} has no horizon; only {', '.join(HORIZON_METRICS)} do")
+        if horizon != "all" and not (isinstance(horizon, int) and not isinstance(horizon, bool) and horizon > 0):
+            raise w.err(where, f"horizon {horizon!r} must be a positive integer or \"all\"")
+    return Condition(metric=metric, op=op, value=value, horizon=horizon)
+
+
+def _criterion(w: Where, raw: Any, where: str) -> Criterion:
+    t = w.table(raw, where, ("metric", "horizon", "op", "value", "label"))
+    if "label" not in t:
+        raise w.err(where, "missing key 'label'")
+    label = w.typed(t["label"], str, f"{where} label", "a string")
+    if t.get("metric") == "completed":
+        w.table(t, where, ("metric", "label"))
+        return Criterion(label=label, metric="completed")
+    cond = _condition(w, {k: v for k, v in t.items() if k != "label"}, where)
+    return Criterion(label=label, metric=cond.metric, condition=cond)
+
+
+def _checkpoint(w: Where, raw: Any, where: str) -> Checkpoint:
+    t = w.table(raw, where, ("epoch", "title", "look_for", "rules"))
+    if "epoch" not in t or "rules" not in t:
+        raise w.err(where, "needs 'epoch' and 'rules'")
+    epoch = t["epoch"]
+    if epoch != "last" and not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0):
+        raise w.err(where, f"epoch {epoch!r} must be a positive integer or \"last\"")
+    rules_raw = t["rules"]
+    if not isinstance(rules_raw, list) or not rules_raw:
+        raise w.err(where, "rules must be a non-empty array of tables")
+    rules = []
+    for i, r in enumerate(rules_raw, 1):
+        rw = f"{where} rules #{i}"
+        rt = w.table(r, rw, ("when", "verdict", "say", "level"))
+        if "verdict" not in rt:
+            raise w.err(rw, "missing key 'verdict'")
+        when_raw = rt.get("when", [])
+        if isinstance(when_raw, dict):
+            when_raw = [when_raw]
+        if not isinstance(when_raw, list):
+            raise w.err(rw, "when must be a table or an array of tables")
+        when = tuple(_condition(w, c, f"{rw} when #{j}") for j, c in enumerate(when_raw, 1))
+        level = rt.get("level", "warn")
+        if level not in LEVELS:
+            raise w.err(rw, f"level {level!r} is not one of {', '.join(LEVELS)}")
+        rules.append(Rule(
+            verdict=w.typed(rt["verdict"], str, f"{rw} verdict", "a string"),
+            when=when, say=w.typed(rt.get("say", ""), str, f"{rw} say", "a string"), level=level,
+        ))
+    title = t.get("title", f"Epoch {epoch}")
+    return Checkpoint(epoch=epoch, title=w.typed(title, str, f"{where} title", "a string"),
+                      rules=tuple(rules), look_for=w.strings(t.get("look_for", []), f"{where} look_for"))
+
+
+def _next(w: Where, raw: Any) -> dict[str, NextAction]:
+    out = {}
+    for verdict, a in w.table(raw, "next", raw.keys() if isinstance(raw, dict) else ()).items():
+        where = f"next.{verdict}"
+        t = w.table(a, where, ("preset", "why", "alternatives", "steps"))
+        preset = t.get("preset")
+        if preset is not None:
+            w.typed(preset, str, f"{where} preset", "a preset name")
+        out[verdict] = NextAction(
+            verdict=verdict, why=w.typed(t.get("why", ""), str, f"{where} why", "a string"),
+            preset=preset, alternatives=w.strings(t.get("alternatives", []), f"{where} alternatives"),
+            steps=w.strings(t.get("steps", []), f"{where} steps"),
+        )
+    return out
+
+
+def typed_override(key: str, value: Any, from_text: bool) -> Any:
+    """Convert one engine override as the engine would; raise engine ConfigError."""
+    cfg = ec.default_config()
+    ec.set_key(cfg, key, value, from_text=from_text)
+    return ec.get_key(cfg, key)
+
+
+def env_value(w: Where, name: str, v: Any, where: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise w.err(where, f"env name {name!r} must be UPPER_SNAKE_CASE")
+    if isinstance(v, bool):
+        v = "1" if v else "0"
+    elif is_num(v):
+        v = str(v)
+    elif not isinstance(v, str):
+        raise w.err(where, f"{name}: expected a string or number, got {tname(v)}")
+    if name in ec.ENV_KEYS:
+        try:
+            typed_override(ec.ENV_KEYS[name], v, from_text=True)
+        except ec.ConfigError as e:
+            raise w.err(where, f"{name}: {e}") from None
+    return v
+
+
+def parse_preset_file(path: Path) -> dict[str, Any]:
+    """One file's own settings as typed values (extends not applied); raise PresetError."""
+    w = Where(path)
+    raw = w.table(read_toml(path), "", _TOP_KEYS)
+    out: dict[str, Any] = {}
+    for k in ("description", "extends", "data_path", "baseline"):
+        if k in raw:
+            out[k] = w.typed(raw[k], str, k, "a string")
+    for k in ("max_epochs", "default_horizon"):
+        if k in raw:
+            out[k] = w.typed(raw[k], int, k, "an integer")
+            if out[k] <= 0:
+                raise w.err(k, f"{out[k]} must be > 0")
+    if "env" in raw:
+        env = w.table(raw["env"], "env", raw["env"].keys() if isinstance(raw["env"], dict) else ())
+        out["env"] = {k: env_value(w, k, v, "env") for k, v in env.items()}
+    if "overrides" in raw:
+        ov = w.table(raw["overrides"], "overrides", raw["overrides"].keys()
+                     if isinstance(raw["overrides"], dict) else ())
+        typed: dict[str, Any] = {}
+        for key, value in ec.flatten(ov).items():
+            try:
+                typed[key] = typed_override(key, value, from_text=False)
+            except ec.ConfigError as e:
+                raise w.err("overrides", str(e)) from None
+        for key, fld in FIELD_KEYS.items():
+            if key in typed:
+                if fld in out:
+                    raise w.err("overrides", f"{key} and {fld} both set; keep only {fld}")
+                out[fld] = typed.pop(key)
+        out["overrides"] = typed
+    if "timeline" in raw:
+        t = w.table(raw["timeline"], "timeline", ("setup_minutes", "epoch_minutes"))
+        out["timeline"] = Timeline(**{k: float(w.typed(v, (int, float), f"timeline {k}", "minutes"))
+                                      for k, v in t.items()})
+    for k, fn in (("criteria", _criterion), ("checkpoints", _checkpoint)):
+        if k in raw:
+            if not isinstance(raw[k], list):
+                raise w.err(k, "expected an array of tables")
+            out[k] = tuple(fn(w, item, f"{k} #{i}") for i, item in enumerate(raw[k], 1))
+    if "next" in raw:
+        out["next"] = _next(w, raw["next"])
+    return out
+
+
+def merge_layers(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Child wins per key; env, overrides and next merge per entry; lists are replaced whole."""
+    out = dict(parent)
+    for k, v in child.items():
+        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next") else v
+    return out
+
+
+def _with_horizon(c: Condition, default: int) -> Condition:
+    if c.metric in HORIZON_METRICS and c.horizon is None:
+        return replace(c, horizon=default)
+    return c
+
+
+def build_preset(name: str, path: Path, merged: dict[str, Any], chain: tuple[str, ...]) -> Preset:
+    h = merged.get("default_horizon", 20)
+    criteria = tuple(
+        replace(c, condition=_with_horizon(c.condition, h)) if c.condition else c
+        for c in merged.get("criteria", ())
+    )
+    if merged.get("max_epochs") is not None:
+        criteria = tuple(replace(c, label=c.label.replace("{max_epochs}", str(merged["max_epochs"])))
+                         for c in criteria)
+    checkpoints = tuple(
+        replace(cp, rules=tuple(replace(r, when=tuple(_with_horizon(c, h) for c in r.when))
+                                for r in cp.rules))
+        for cp in merged.get("checkpoints", ())
+    )
+    fields_ = {k: v for k, v in merged.items() if k not in ("criteria", "checkpoints", "extends")}
+    return Preset(name=name, path=path, extends=chain[1] if len(chain) > 1 else None,
+                  criteria=criteria, checkpoints=checkpoints, chain=chain, **fields_)

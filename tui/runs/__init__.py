@@ -1,0 +1,1 @@
+"""Runs and processes: the store, launcher, process identity, lock, autopilot, one run followed (docs/design.md)."""

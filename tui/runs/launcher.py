@@ -1,0 +1,208 @@
+"""Launch the engine detached, kill it (pid verified, SIGTERM then SIGKILL), resume it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tui.errors import RunctlError
+from tui.runs import procs
+from tui.runs.lock import controller_lock
+from tui.runs.store import NAME_RE, Manifest, RunStore
+
+ENGINE_CMD = (sys.executable, "-m", "engine")
+RESUMABLE = ("last.ckpt", "interrupted.ckpt")  # what `engine train --resume` continues from
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """Default `say`: print nothing."""
+
+
+class Launcher:
+    """Starts, stops and resumes runs of one RunStore; every change happens under the lock."""
+
+    def __init__(
+        self, store: RunStore, registry: Any, engine_cmd: Sequence[str] = ENGINE_CMD,
+        lock_timeout: float | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.engine_cmd = list(engine_cmd)
+        self.lock_timeout = lock_timeout
+
+    def _lock(self, what: str) -> Any:
+        return controller_lock(self.store.logs_dir, what, self.lock_timeout)
+
+    # ----------------------------------------------------------------------------- launch
+    def prepare(self, preset: str, sets: Sequence[str] = (), envs: Sequence[str] = ()) -> Any:
+        """The resolved, validated preset (PresetError on any bad input; nothing written)."""
+        from tui.presets.registry import resolve
+
+        return resolve(self.registry.get(preset), list(sets), list(envs))
+
+    def launch(
+        self, preset: str, sets: Sequence[str] = (), envs: Sequence[str] = (),
+        name: str | None = None, autopilot: int = 0, parent: str | None = None,
+        presets_dir: Path | None = None,
+    ) -> Manifest:
+        """Validate everything, then start the engine detached and write its manifest."""
+        resolved = self.prepare(preset, sets, envs)
+        name = name or preset
+        if not NAME_RE.match(name):
+            raise RunctlError(f"--name {name!r}: use letters, digits, '_', '-', '.'")
+        if autopilot < 0:
+            raise RunctlError(f"--autopilot {autopilot}: must be >= 0")
+        with self._lock(f"launch {name}"):
+            for other in self.store.runs():
+                if other.name == name and self.store.is_running(other):
+                    raise RunctlError(
+                        f"run {other.run} (pid {other.pid}) named {name!r} is still running; "
+                        f"kill it or pick another --name"
+                    )
+            now = time.time()
+            run = self.store.new_run_id(name, now)
+            self.store.training_dir.mkdir(parents=True, exist_ok=True)
+            log = self.store.log_path(run).resolve()
+            run_dir = self.store.run_dir(run).resolve()
+            argv = [*self.engine_cmd, "train", "--run-dir", str(run_dir), *resolved.engine_args()]
+            env = {**resolved.env}
+            ident = self._start(argv, log, env)
+            m = Manifest(
+                run=run, name=name, preset=preset, log=str(log), run_dir=str(run_dir),
+                pid_file=str(self.store.pid_path(name).resolve()), created_at=round(now, 3),
+                host=socket.gethostname(), argv=tuple(argv), sets=tuple(sets), envs=tuple(envs),
+                env=env, overrides=dict(resolved.overrides), pid=ident.pid,
+                create_time=ident.create_time, cmdline=ident.cmdline, state="running",
+                parent=parent,
+            ).with_event("launch", pid=ident.pid, create_time=ident.create_time, by=_by())
+            self.store.save(m)
+            self.store.write_pid(m)
+            if autopilot > 0:
+                m = self._start_autopilot(m, autopilot, presets_dir)
+                self.store.save(m)
+        return m
+
+    def _start(self, argv: list[str], log: Path, env: dict[str, str]) -> procs.Identity:
+        """Popen detached (own session, no stdin, log appended); the identity psutil sees."""
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        created = not log.exists()
+        try:
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    env=full_env, start_new_session=True, close_fds=True,
+                )
+        except OSError as e:
+            if created and log.exists() and log.stat().st_size == 0:
+                log.unlink()
+            raise RunctlError(f"cannot start {argv[0]}: {e.strerror or e}") from None
+        # Reap it if this process outlives it (the identity check treats a zombie as gone anyway).
+        threading.Thread(target=proc.wait, daemon=True).start()
+        ident = procs.identify(proc.pid)
+        if ident is None:  # exited at once: keep what we know, the log says why
+            ident = procs.Identity(proc.pid, time.time(), tuple(argv))
+        return ident
+
+    def _start_autopilot(self, m: Manifest, steps: int, presets_dir: Path | None) -> Manifest:
+        cmd = [sys.executable, "-m", "tui.runs.autopilot", "--logs", str(self.store.logs_dir.resolve()),
+               "--steps", str(steps), m.run]
+        if presets_dir is not None:
+            cmd[5:5] = ["--presets", str(Path(presets_dir).resolve())]
+        ident = self._start(cmd, self.store.training_dir / f"{m.run}.autopilot.log", {})
+        info = {"steps": steps, "step": 0, "root": m.run, "supervisor": ident.to_json(),
+                "decisions": []}
+        return replace_autopilot(m, info)
+
+    # ------------------------------------------------------------------------------- kill
+    def kill(self, run: str, grace: float = 30.0, say: Say = _quiet, by: str | None = None) -> str:
+        """SIGTERM the run's process group, wait `grace` s for checkpoint-and-exit, then SIGKILL."""
+        run = self.store.get(run).run  # unknown: say so before touching anything
+        with self._lock(f"kill {run}"):
+            m = self.store.get(run)
+            ident = m.identity
+            if ident is None:
+                raise RunctlError(f"run {m.run} has no recorded process")
+            why = procs.mismatch(ident)
+            if why == "gone":
+                st = self.store.state(m)
+                raise RunctlError(f"run {m.run} is not running (pid {m.pid} is gone; state {st.state})")
+            if why is not None:
+                raise RunctlError(
+                    f"refusing to signal pid {m.pid}: it is not run {m.run}'s engine ({why}); "
+                    f"the pid was reused, the run itself is gone"
+                )
+            m = m.with_event("kill", pid=m.pid, grace=grace, by=by or _by())
+            m = replace_state(m, "killing")
+            self.store.save(m)
+            target = procs.signal_group(ident, signal.SIGTERM)
+            steps = [f"SIGTERM -> {target} (run {m.run})"]
+            say(f"{steps[0]}; waiting up to {grace:g}s for checkpoint-and-exit")
+            if procs.wait_gone(ident, grace):
+                steps.append("exited after SIGTERM")
+                say(f"run {m.run} exited after SIGTERM")
+                signals = ["SIGTERM"]
+            else:
+                target = procs.signal_group(ident, signal.SIGKILL)
+                steps.append(f"still alive after {grace:g}s: SIGKILL -> {target}")
+                say(steps[-1])
+                procs.wait_gone(ident, 5.0)
+                signals = ["SIGTERM", "SIGKILL"]
+            hist = list(m.history)
+            hist[-1] = {**hist[-1], "signals": signals, "done_at": round(time.time(), 3)}
+            m = replace_state(m, "killed", history=tuple(hist))
+            self.store.save(m)
+        st = self.store.state(m)
+        if st.exit_status is not None:
+            steps.append(f"exit status {st.exit_status} ({st.exit_reason})")
+        return "; ".join(steps)
+
+    # ----------------------------------------------------------------------------- resume
+    def resume(self, run: str) -> Manifest:
+        """Relaunch with --resume in the same run dir, appending to the same log."""
+        run = self.store.get(run).run
+        with self._lock(f"resume {run}"):
+            m = self.store.get(run)
+            if self.store.is_running(m):
+                raise RunctlError(f"run {m.run} is still running (pid {m.pid}); kill it first")
+            ckpts = Path(m.run_dir) / "checkpoints"
+            if not any((ckpts / f).is_file() for f in RESUMABLE):
+                raise RunctlError(f"run {m.run} has no checkpoint to resume from "
+                                  f"(no {' or '.join(RESUMABLE)} in {ckpts})")
+            argv = list(m.argv)
+            i = argv.index("train") + 1 if "train" in argv else len(argv)
+            argv[i:i] = ["--resume"]
+            log = self.store.log_path(m.run)
+            offset = log.stat().st_size if log.exists() else 0
+            ident = self._start(argv, log.resolve(), dict(m.env))
+            m = replace_state(m, "running", pid=ident.pid, create_time=ident.create_time,
+                              cmdline=ident.cmdline)
+            m = m.with_event("resume", pid=ident.pid, create_time=ident.create_time,
+                             log_offset=offset, by=_by())
+            self.store.save(m)
+            self.store.write_pid(m)
+        return m
+
+
+def replace_state(m: Manifest, state: str, **kw: Any) -> Manifest:
+    """A copy with a new controller state (and other fields)."""
+    return replace(m, state=state, **kw)
+
+
+def replace_autopilot(m: Manifest, info: dict[str, Any] | None, **kw: Any) -> Manifest:
+    """A copy with new autopilot info."""
+    return replace(m, autopilot=info, **kw)
+
+
+def _by() -> str:
+    """Who acted: host and pid of this controller."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,257 @@
+"""Run manifests under `_logs/training` and the RunStore: which runs exist and how they stand.
+
+Layout (the seed's): `training/<run>.log`, `training/<run>.json` (this manifest),
+`training/<name>.pid`, engine checkpoints in `runs/<run>/`; run id = `<name>_<YYYYmmdd_HHMMSS>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tui.errors import RunctlError
+from tui.runs import procs
+from tui.state.run import RunState
+
+MANIFEST_VERSION = 1
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+TERMINAL = ("finished", "crashed", "killed")
+NO_FINAL_LINE = "process exited without a final line"
+
+
+class UnknownRun(RunctlError):
+    """No manifest for the run the user named."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One run as the controller launched it (docs/cli.md lists every field)."""
+
+    run: str
+    name: str
+    preset: str
+    log: str
+    run_dir: str
+    pid_file: str
+    created_at: float
+    host: str
+    argv: tuple[str, ...] = ()  # the engine command of the first launch (no --resume)
+    sets: tuple[str, ...] = ()  # --set as typed
+    envs: tuple[str, ...] = ()  # --env as typed
+    env: dict[str, str] = field(default_factory=dict)  # resolved preset env (+ --env)
+    overrides: dict[str, Any] = field(default_factory=dict)  # resolved dotted overrides
+    pid: int | None = None  # the current (latest) engine process
+    create_time: float | None = None
+    cmdline: tuple[str, ...] = ()
+    state: str = "running"  # controller's last action: running | killing | killed
+    history: tuple[dict[str, Any], ...] = ()  # launch / resume / kill / autopilot events
+    parent: str | None = None  # autopilot: the run whose verdict launched this one
+    children: tuple[str, ...] = ()
+    autopilot: dict[str, Any] | None = None
+    version: int = MANIFEST_VERSION
+
+    @property
+    def identity(self) -> procs.Identity | None:
+        """The recorded engine process."""
+        if self.pid is None or self.create_time is None:
+            return None
+        return procs.Identity(self.pid, self.create_time, self.cmdline)
+
+    @property
+    def killed(self) -> bool:
+        """The controller stopped this run (its latest attempt)."""
+        return self.state in ("killing", "killed")
+
+    def with_event(self, event: str, **data: Any) -> Manifest:
+        """A copy with one history entry appended."""
+        entry = {"event": event, "at": round(time.time(), 3), **data}
+        return replace(self, history=(*self.history, entry))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (lists for tuples)."""
+        out = asdict(self)
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children"):
+            out[k] = list(out[k])
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        """Parse a manifest; unknown keys are ignored (newer writers)."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in known}
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children"):
+            if k in kw:
+                kw[k] = tuple(kw[k] or ())
+        return cls(**kw)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON to `path` via a temp file + rename (readers never see half a file)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+class RunStore:
+    """The runs of one `_logs` directory."""
+
+    def __init__(self, logs_dir: Path | str) -> None:
+        self.logs_dir = Path(logs_dir)
+        self.training_dir = self.logs_dir / "training"
+        self.runs_dir = self.logs_dir / "runs"
+
+    # ------------------------------------------------------------------------------ paths
+    def manifest_path(self, run: str) -> Path:
+        """`training/<run>.json`."""
+        return self.training_dir / f"{run}.json"
+
+    def log_path(self, run: str) -> Path:
+        """`training/<run>.log`."""
+        return self.training_dir / f"{run}.log"
+
+    def pid_path(self, name: str) -> Path:
+        """`training/<name>.pid` (the seed's pid file: the latest run of that name)."""
+        return self.training_dir / f"{name}.pid"
+
+    def run_dir(self, run: str) -> Path:
+        """`runs/<run>/` (engine checkpoints)."""
+        return self.runs_dir / run
+
+    def new_run_id(self, name: str, when: float | None = None) -> str:
+        """`<name>_<YYYYmmdd_HHMMSS>` (local time), `_2`, `_3`... if that second is taken."""
+        base = f"{name}_{time.strftime('%Y%m%d_%H%M%S', time.localtime(when))}"
+        run, n = base, 1
+        while self.manifest_path(run).exists() or self.log_path(run).exists():
+            n += 1
+            run = f"{base}_{n}"
+        return run
+
+    # --------------------------------------------------------------------------- manifests
+    def runs(self) -> list[Manifest]:
+        """Every readable manifest, newest first."""
+        out = []
+        if self.training_dir.is_dir():
+            for p in self.training_dir.glob("*.json"):
+                m = self._read(p)
+                if m is not None:
+                    out.append(m)
+        return sorted(out, key=lambda m: (m.created_at, m.run), reverse=True)
+
+    def _read(self, path: Path) -> Manifest | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return Manifest.from_json(data) if isinstance(data, dict) and "run" in data else None
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def get(self, run: str) -> Manifest:
+        """A run by id, or by name (its newest run); UnknownRun listing recent runs."""
+        m = self._read(self.manifest_path(run)) if NAME_RE.match(run) else None
+        if m is not None:
+            return m
+        all_runs = self.runs()
+        for m in all_runs:
+            if m.name == run:
+                return m
+        recent = ", ".join(m.run for m in all_runs[:8]) or "(none)"
+        raise UnknownRun(f"unknown run {run!r} in {self.training_dir}; recent runs: {recent}")
+
+    def for_log(self, log: Path | str) -> Manifest | None:
+        """The manifest beside a log file (same stem), if any."""
+        p = Path(log)
+        return self._read(p.with_suffix(".json"))
+
+    def save(self, m: Manifest) -> None:
+        """Write the manifest atomically."""
+        self.training_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.manifest_path(m.run), m.to_json())
+
+    def write_pid(self, m: Manifest) -> None:
+        """The seed's pid file, atomically."""
+        path = Path(m.pid_file)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{m.pid}\n")
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------------------- state
+    def is_running(self, m: Manifest) -> bool:
+        """The recorded engine process is alive and still the same process."""
+        return procs.is_running(m.identity)
+
+    def state(self, m: Manifest) -> RunState:
+        """The run's state: its log combined with process liveness and the manifest."""
+        return self.judge(m, read_log_state(self.log_path(m.run)))
+
+    def judge(self, m: Manifest, st: RunState, alive: bool | None = None) -> RunState:
+        """Apply liveness and the manifest to a state read from the log (mutates and returns it)."""
+        st.run = m.run
+        st.pid = m.pid
+        if alive is None:
+            alive = self.is_running(m)
+        if alive:
+            if st.state in TERMINAL and self._resumed_since_exit(m):
+                st.state = "launching"  # a new attempt started and has not written yet
+            return st
+        if st.exit_reason is not None or st.state in ("finished", "crashed"):
+            return st
+        if st.state == "killed" or m.killed:
+            st.state = "killed"
+            return st
+        st.state = "crashed"
+        st.error = st.error or NO_FINAL_LINE
+        return st
+
+    def _resumed_since_exit(self, m: Manifest) -> bool:
+        last = m.history[-1] if m.history else {}
+        if last.get("event") != "resume":
+            return False
+        try:
+            return self.log_path(m.run).stat().st_size <= int(last.get("log_offset", -1))
+        except OSError:
+            return False
+
+
+def live_state(
+    st: RunState, store: RunStore | None, manifest: Manifest | None, alive: bool | None,
+    run: str | None = None,
+) -> RunState:
+    """A copy of a follower's folded state with the manifest and liveness applied.
+
+    The one fold of the TUI's follower worker and `runctl status --watch` / `--follow`: the
+    follower's own state is never mutated. Without a store, a manifest or a liveness sample, only
+    the run id is filled in.
+    """
+    out = copy.deepcopy(st)
+    if store is not None and manifest is not None and alive is not None:
+        return store.judge(manifest, out, alive=alive)
+    if run is not None:
+        out.run = out.run or run
+    return out
+
+
+def read_log_state(path: Path) -> RunState:
+    """`tui.state.follow.read_state`, imported lazily (an empty state while it is missing)."""
+    try:
+        from tui.state.follow import read_state
+    except ImportError:
+        return RunState()
+    if not Path(path).exists():
+        return RunState()
+    return read_state(path)

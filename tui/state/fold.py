@@ -1,0 +1,269 @@
+"""The reducer: how each `tui.log` event changes a run state (one handler per event type).
+
+`RunState.apply(event)` looks the handler up in `HANDLERS` by the event's type; the lifecycle rules
+(launching -> initializing -> training -> validating -> finished | crashed | killed, a new attempt
+after a resume) live here. No I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui.log import events as evt
+from tui.log.recognise import TRACEBACK
+from tui.state.records import EpochRecord, HorizonMetrics, Progress, RunData
+
+GRAD_WARNINGS_MAX = 50
+CHECKPOINTS_MAX = 50
+TERMINAL = ("finished", "crashed", "killed")
+
+
+def _current(st: RunData) -> EpochRecord | None:
+    """The record of the epoch being run (None before the first epoch start)."""
+    return st.epoch_record(st.epoch) if st.epoch is not None else None
+
+
+def _validating(st: RunData, t: float | None) -> EpochRecord | None:
+    """A validation line: the current epoch's record; lifecycle -> validating (a crash that the log
+    outlives, e.g. a caught traceback, is not the end)."""
+    if st.state in ("launching", "initializing", "training", "crashed"):
+        st.state = "validating"
+        st.error = None
+    rec = _current(st)
+    if rec is not None and t is not None:
+        rec.ended_at = t
+    return rec
+
+
+def _start(st: RunData, ev: evt.Start) -> None:
+    if ev.kind in st.attempt_starts:
+        st.attempts += 1
+        st.attempt_starts = [ev.kind]
+        st.error = None
+        st.exit_reason = None
+        st.exit_status = None
+        st.progress = Progress()
+    else:
+        st.attempt_starts.append(ev.kind)
+    st.state = "initializing"
+    st.source_format = "engine" if ev.kind == "engine" else "atft"
+    if ev.pid is not None:
+        st.pid = ev.pid
+    if st.run is None and ev.run_dir and ev.run_dir != "-":
+        st.run = ev.run_dir.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _phase(st: RunData, ev: evt.Phase) -> None:
+    st.phase_details[ev.key] = ev.detail
+    if ev.done:
+        st.phases[ev.key] = True
+
+
+def _epoch_start(st: RunData, ev: evt.EpochStart) -> None:
+    e = ev.epoch
+    if st.epochs and st.epochs[-1].epoch >= e:  # a re-run replaces e and drops later ones
+        st.epochs = [r for r in st.epochs if r.epoch < e]
+    st.epoch = e
+    if ev.max_epochs is not None:
+        st.max_epochs = ev.max_epochs
+    rec = st.epoch_record(e)
+    rec.started_at = ev.t
+    st.state = "training"
+    st.error = None
+    st.progress = Progress(epoch=e, step=0)
+    for key in st.phase_details:
+        st.phases[key] = True  # training began: every begun start-up step is done
+    st.phases["first_epoch"] = True
+    st.phase_details.setdefault("first_epoch", f"Epoch {e}/{ev.max_epochs}")
+
+
+def _train_loss(st: RunData, ev: evt.TrainLoss) -> None:
+    rec = _current(st)
+    if rec is not None:
+        rec.train_loss = ev.loss
+
+
+def _val_loss(st: RunData, ev: evt.ValLoss) -> None:
+    if ev.source not in ("val/loss", "main"):
+        return  # e.g. the SWA model's loss: not the epoch's
+    rec = _validating(st, ev.t)
+    if rec is not None:
+        rec.val_loss = ev.loss
+
+
+def _metrics(st: RunData, ev: evt.HorizonMetrics) -> None:
+    if ev.variant != "z":
+        return  # (z, CAL) and (raw) are other views of the same predictions
+    rec = _validating(st, ev.t)
+    if rec is not None:
+        rec.horizons[ev.h] = HorizonMetrics(ev.ic, ev.rank_ic, ev.scale, ev.mae, ev.rmse, ev.hit)
+        rec.validated = True
+    if ev.scale is not None and ev.scale >= 0.005:
+        st.low_variance.pop(ev.h, None)
+
+
+def _sharpe(st: RunData, ev: evt.Sharpe) -> None:
+    rec = _validating(st, ev.t)
+    if rec is not None:
+        rec.sharpe = ev.value
+        rec.validated = True
+
+
+def _epoch_end(st: RunData, ev: evt.EpochEnd) -> None:
+    rec = st.epoch_record(ev.epoch)
+    rec.train_loss, rec.val_loss, rec.sharpe = ev.train_loss, ev.val_loss, ev.sharpe
+    rec.sharpe_ann, rec.seconds = ev.sharpe_ann, ev.seconds
+    rec.ended_at = ev.t if ev.t is not None else rec.ended_at
+    rec.validated = True
+    if ev.max_epochs is not None:
+        st.max_epochs = rec.max_epochs = ev.max_epochs
+
+
+def _phase_epoch(st: RunData, ev: evt.PhaseEpoch) -> None:
+    prev = st.epochs[-1].ended_at if st.epochs else None
+    if st.epochs and st.epochs[-1].epoch >= ev.epoch:
+        st.epochs = [r for r in st.epochs if r.epoch < ev.epoch]
+    st.epoch, st.max_epochs = ev.epoch, ev.max_epochs
+    rec = st.epoch_record(ev.epoch)
+    rec.started_at, rec.ended_at = prev, ev.t
+    rec.train_loss, rec.val_loss, rec.lr = ev.train_loss, ev.val_loss, ev.lr
+    st.phases["first_epoch"] = True
+    if st.state not in ("finished", "killed"):
+        st.state = "validating"
+
+
+def _phase_val(st: RunData, ev: evt.PhaseValMetrics) -> None:
+    rec = _validating(st, ev.t)
+    if rec is not None:
+        rec.sharpe = ev.sharpe
+        rec.validated = True
+
+
+def _lr(st: RunData, ev: evt.LearningRate) -> None:
+    rec = _current(st)
+    if rec is not None:
+        rec.lr = ev.lr
+
+
+def _progress(st: RunData, ev: evt.Progress) -> None:
+    st.progress = Progress(ev.epoch, ev.step, ev.steps, ev.steps_per_s, ev.eta_s, ev.loss)
+
+
+def _grad_monitor(st: RunData, ev: evt.GradMonitor) -> None:
+    st.grad_l2 = {g.name: g.l2 for g in ev.groups}
+
+
+def _grad_warning(st: RunData, ev: evt.GradWarning) -> None:
+    """One entry per (group, kind), in first-seen order, holding the latest text."""
+    key = f"{ev.group}: {ev.kind} "
+    for i, text in enumerate(st.grad_warnings):
+        if text.startswith(key):
+            st.grad_warnings[i] = ev.message
+            return
+    st.grad_warnings.append(ev.message)
+    del st.grad_warnings[:-GRAD_WARNINGS_MAX]
+
+
+def _low_variance(st: RunData, ev: evt.LowVariance) -> None:
+    st.low_variance[ev.h] = ev.ratio if ev.ratio is not None else 0.0
+
+
+def _checkpoint(st: RunData, ev: evt.Checkpoint) -> None:
+    if ev.path and ev.path not in st.checkpoints:
+        st.checkpoints.append(ev.path)
+        del st.checkpoints[:-CHECKPOINTS_MAX]
+    if ev.best and ev.val_loss is not None:
+        st.best_val_loss = ev.val_loss
+
+
+def _complete(st: RunData, ev: evt.Complete) -> None:
+    st.state = "finished"
+
+
+def _best(st: RunData, ev: evt.BestValLoss) -> None:
+    st.best_val_loss = ev.loss
+
+
+def _achieved(st: RunData, ev: evt.AchievedSharpe) -> None:
+    st.achieved_sharpe = ev.value
+
+
+def _wrapper(st: RunData, ev: evt.WrapperResult) -> None:
+    if ev.ok:
+        st.state = "finished"
+    else:
+        st.state = "crashed"
+        st.error = st.error or ev.message
+        st.last_error = ev.message
+
+
+def _error(st: RunData, ev: evt.Error) -> None:
+    st.last_error = ev.message
+    if ev.fatal:
+        st.state = "crashed"
+        st.error = ev.message
+
+
+def _warning(st: RunData, ev: evt.Warning) -> None:
+    st.last_warning = ev.message
+
+
+def _signal(st: RunData, ev: evt.Signal) -> None:
+    st.state = "killed"
+
+
+def _exit(st: RunData, ev: evt.Exit) -> None:
+    st.exit_reason, st.exit_status = ev.reason, ev.status
+    if ev.reason == "finished":
+        st.state = "finished"
+    elif ev.reason == "terminated":
+        st.state = "killed"
+    else:
+        st.state = "crashed"
+        st.error = st.error or f"[exit] reason={ev.reason} status={ev.status}"
+
+
+def _tb_start(st: RunData, ev: evt.TracebackStart) -> None:
+    st.state = "crashed"
+    st.error = st.error or TRACEBACK + ":"
+
+
+def _tb_end(st: RunData, ev: evt.TracebackEnd) -> None:
+    st.state = "crashed"
+    st.error = ev.error
+    st.last_error = ev.error
+
+
+def _training_start(st: RunData, ev: evt.TrainingStart) -> None:
+    st.max_epochs = ev.max_epochs
+
+
+def _activity(st: RunData, ev: evt.Activity) -> None:
+    st.lines += ev.lines
+    st.warnings += ev.warnings
+    st.errors += ev.errors
+    if st.started_at is None and ev.first_t is not None:
+        st.started_at = ev.first_t
+    if ev.t is not None:
+        st.last_time = ev.t
+    if st.state == "launching" and ev.lines:
+        st.state = "initializing"
+
+
+def _reset(st: RunData, ev: evt.Reset) -> None:
+    run, pid = st.run, st.pid
+    st.__init__()  # type: ignore[misc]
+    st.run, st.pid = run, pid
+
+
+HANDLERS: dict[type, Any] = {
+    evt.Start: _start, evt.Phase: _phase, evt.EpochStart: _epoch_start, evt.TrainLoss: _train_loss,
+    evt.ValLoss: _val_loss, evt.HorizonMetrics: _metrics, evt.Sharpe: _sharpe, evt.EpochEnd: _epoch_end,
+    evt.PhaseEpoch: _phase_epoch, evt.PhaseValMetrics: _phase_val, evt.LearningRate: _lr,
+    evt.Progress: _progress, evt.GradMonitor: _grad_monitor, evt.GradWarning: _grad_warning,
+    evt.LowVariance: _low_variance, evt.Checkpoint: _checkpoint, evt.Complete: _complete,
+    evt.BestValLoss: _best, evt.AchievedSharpe: _achieved, evt.WrapperResult: _wrapper,
+    evt.Error: _error, evt.Warning: _warning, evt.Signal: _signal, evt.Exit: _exit,
+    evt.TracebackStart: _tb_start, evt.TracebackEnd: _tb_end, evt.TrainingStart: _training_start,
+    evt.Activity: _activity, evt.Reset: _reset,
+}

@@ -1,0 +1,57 @@
+"""`RunState` -> the stable JSON of docs/cli.md (`runctl status --json`): no NaN, no controller-only
+keys. `RunState.to_json()` calls `state_json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui.state.records import RunData, finite_or_none
+
+
+def state_json(st: RunData) -> dict[str, Any]:
+    """The stable JSON shape of docs/cli.md (without controller-only keys)."""
+    return {
+        "run": st.run,
+        "pid": st.pid,
+        "state": st.state,
+        "epoch": st.epoch,
+        "max_epochs": st.max_epochs,
+        "phases": dict(st.phases),
+        "progress": {
+            "epoch": st.progress.epoch,
+            "step": st.progress.step,
+            "steps": st.progress.steps,
+            "steps_per_s": finite_or_none(st.progress.steps_per_s),
+            "eta_s": finite_or_none(st.progress.eta_s),
+            "loss": finite_or_none(st.progress.loss),
+        },
+        "epochs": [
+            {
+                "epoch": r.epoch,
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+                "train_loss": finite_or_none(r.train_loss),
+                "val_loss": finite_or_none(r.val_loss),
+                "sharpe": finite_or_none(r.sharpe),
+                "horizons": {
+                    str(h): {
+                        "ic": finite_or_none(m.ic),
+                        "rank_ic": finite_or_none(m.rank_ic),
+                        "scale": finite_or_none(m.scale),
+                    }
+                    for h, m in sorted(r.horizons.items())
+                },
+            }
+            for r in st.epochs
+        ],
+        "error": st.error,
+        "exit_reason": st.exit_reason,
+        "exit_status": st.exit_status,
+        "warnings": st.warnings,
+        "errors": st.errors,
+        "grad_warnings": list(st.grad_warnings),
+        "low_variance": {str(h): v for h, v in sorted(st.low_variance.items())},
+        "started_at": st.started_at,
+        "last_time": st.last_time,
+    }
