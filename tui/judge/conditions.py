@@ -6,13 +6,19 @@ Pure functions of a `RunState` (and a `Preset`'s conditions).
 
 from __future__ import annotations
 
-from tui.presets.preset import HORIZON_METRICS, Condition, Preset, metric_key
+import re
+
+from tui.presets.preset import HORIZON_METRICS, Condition, Preset, metric_key, metric_name_problem
 from tui.state.records import EpochRecord, finite_or_none
 from tui.state.run import RunState
 
 TERMINAL = ("finished", "crashed", "killed")
 COLLAPSE_BELOW = 0.005  # SCALE prints as 0.00 below this
 LOWER_IS_BETTER = ("val_loss", "train_loss")
+# A metric of any other name is better lower when its name says it is a loss or an error.
+_LOWER_NAME = re.compile(r"(?:^|[_./-])(?:loss|err|error|mae|mse|rmse|nll|perplexity|ppl)(?:$|[_./-])",
+                         re.IGNORECASE)
+BUILTIN_FIELDS = ("sharpe", "val_loss", "train_loss")  # EpochRecord fields; other names: rec.metrics
 TREND_TOLERANCE = 5e-4
 PENDING, MET, UNMET = "pending", "met", "unmet"
 MARKS = {MET: "✅", UNMET: "❌", PENDING: "⏳"}
@@ -22,7 +28,9 @@ MARKS = {MET: "✅", UNMET: "❌", PENDING: "⏳"}
 def metric_values(rec: EpochRecord, metric: str, horizon: int | str | None) -> list[float]:
     """The finite values of a metric in one epoch (several for horizon "all")."""
     if metric not in HORIZON_METRICS:
-        v = finite_or_none(getattr(rec, metric, None))
+        v = finite_or_none(getattr(rec, metric) if metric in BUILTIN_FIELDS else None)
+        if v is None:
+            v = finite_or_none(rec.metrics.get(metric))
         return [] if v is None else [v]
     hs = sorted(rec.horizons) if horizon == "all" else [horizon] if isinstance(horizon, int) else []
     out = []
@@ -34,11 +42,16 @@ def metric_values(rec: EpochRecord, metric: str, horizon: int | str | None) -> l
     return out
 
 
+def lower_is_better(metric: str) -> bool:
+    """val_loss, train_loss, and any metric whose name says loss or error (`val_nll`, `mae`)."""
+    return metric in LOWER_IS_BETTER or bool(_LOWER_NAME.search(metric))
+
+
 def worst(values: list[float], metric: str, op: str | None) -> float | None:
     """One value standing for several horizons: the one that decides the comparison."""
     if not values:
         return None
-    lower_wins = op in ("<", "<=") if op else metric in LOWER_IS_BETTER
+    lower_wins = op in ("<", "<=") if op else lower_is_better(metric)
     return max(values) if lower_wins else min(values)
 
 
@@ -63,7 +76,7 @@ def epoch_complete(state: RunState, rec: EpochRecord) -> bool:
     if not rec.validated:
         return False
     later = any(r.epoch > rec.epoch for r in state.epochs) or (state.epoch or 0) > rec.epoch
-    return rec.sharpe is not None or later or state.state in TERMINAL
+    return rec.sharpe is not None or rec.metrics_final or later or state.state in TERMINAL
 
 
 def max_epochs_of(preset: Preset, state: RunState) -> int | None:
@@ -77,8 +90,10 @@ def summary_metrics(state: RunState) -> dict[str, float]:
     if not recs:
         return {}
     rec = recs[-1]
-    out = {k: v for k in ("sharpe", "val_loss", "train_loss")
-           if (v := finite_or_none(getattr(rec, k))) is not None}
+    out = {k: v for k in BUILTIN_FIELDS if (v := finite_or_none(getattr(rec, k))) is not None}
+    for k, val in sorted(rec.metrics.items()):  # a metric of any name, as logged
+        if k not in out and metric_name_problem(k) is None and (v := finite_or_none(val)) is not None:
+            out[k] = v
     for h in sorted(rec.horizons):
         for m in HORIZON_METRICS:
             vals = metric_values(rec, m, h)

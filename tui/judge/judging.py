@@ -10,7 +10,6 @@ from typing import Any
 
 from tui.judge.conditions import (
     COLLAPSE_BELOW,
-    LOWER_IS_BETTER,
     MET,
     PENDING,
     TERMINAL,
@@ -19,6 +18,7 @@ from tui.judge.conditions import (
     condition_holds,
     condition_value,
     epoch_complete,
+    lower_is_better,
     max_epochs_of,
     metric_values,
     validated,
@@ -26,7 +26,7 @@ from tui.judge.conditions import (
 )
 from tui.judge.results import CheckpointResult, CriterionResult, Row, VarianceCollapse
 from tui.presets.baselines import Baseline
-from tui.presets.preset import Condition, Preset, metric_key, metric_label
+from tui.presets.preset import Condition, Preset, metric_key, metric_label, split_metric_key
 from tui.state.records import EpochRecord, finite_or_none
 from tui.state.run import RunState
 
@@ -47,8 +47,7 @@ def _row_specs(preset: Preset, baseline: Baseline | None) -> list[tuple[str, int
             specs.setdefault(metric_key(c.metric, c.condition.horizon),
                              (c.metric, c.condition.horizon, c.condition))
     for key in (baseline.metrics if baseline else {}):
-        metric, _, h = key.partition("_h")
-        horizon: int | str | None = int(h) if h else ("all" if metric == "scale" else None)
+        metric, horizon = split_metric_key(key)
         specs.setdefault(key, (metric, horizon, None))
     return list(specs.values())
 
@@ -56,7 +55,7 @@ def _row_specs(preset: Preset, baseline: Baseline | None) -> list[tuple[str, int
 def _better(metric: str, a: float, b: float) -> bool:
     """Better by more than printing resolution (SCALE 0.001 is no better than 0.00)."""
     tol = COLLAPSE_BELOW if metric == "scale" else TREND_TOLERANCE
-    return a < b - tol if metric in LOWER_IS_BETTER else a > b + tol
+    return a < b - tol if lower_is_better(metric) else a > b + tol
 
 
 def _row(metric: str, horizon: int | str | None, cond: Condition | None,
@@ -68,7 +67,7 @@ def _row(metric: str, horizon: int | str | None, cond: Condition | None,
     current = None
     if recs:
         current = worst(metric_values(recs[-1], metric, horizon), metric, cond.op if cond else None)
-    best = (min(series) if metric in LOWER_IS_BETTER else max(series)) if series else None
+    best = (min(series) if lower_is_better(metric) else max(series)) if series else None
     target = cond.describe().removeprefix(metric_label(metric, horizon)).strip() if cond else None
     if current is None:
         status = "⏳"

@@ -116,10 +116,38 @@ def _current(state: RunState, v: Verdicts, n: int | None, now: float) -> list[st
     return lines
 
 
+def _settings(p: Preset) -> dict[str, str]:
+    """A command preset's settings, flat: what its run is launched with."""
+    assert p.command is not None
+    out = {"command": shlex.join(p.command), "cwd": str(p.workdir),
+           "max_epochs": str(p.max_epochs) if p.max_epochs is not None else "(unset)"}
+    out.update({f"env {k}": v for k, v in p.env.items()})
+    out.update({k: value_text(v) for k, v in p.overrides.items()})
+    return out
+
+
+def _command_changes(preset: Preset, base: Preset | None) -> list[str]:
+    cfg = _settings(preset)
+    ref = _settings(base) if base is not None and base.command is not None else {}
+    name = f"`{base.name}`" if base else "nothing set"
+    lines = ["## 🔍 Key Changes vs Baseline", "", f"### What's Different (vs {name})", ""]
+    diff = [k for k in cfg if cfg[k] != ref.get(k)]
+    lines += [f"- `{k}`: {ref.get(k, '(unset)')} → **{cfg[k]}**" for k in diff] \
+        or ["- (nothing: same configuration)"]
+    same = [k for k in cfg if k not in diff]
+    lines += ["", "### What's Same", ""] + ([f"- `{k}` = {cfg[k]}" for k in same] or ["- (nothing)"])
+    lines += ["", "**Command**:", "```bash", shlex.join(preset.command or ()), "```"]
+    return lines
+
+
 def _changes(preset: Preset, base: Preset | None) -> list[str]:
+    if not preset.is_engine:
+        return _command_changes(preset, base)
     try:
-        cfg, ref = ec.to_flat_dict(preset.validate()), ec.to_flat_dict(
-            base.validate() if base else ec.default_config())
+        own = preset.validate()
+        other = base.validate() if base is not None and base.is_engine else ec.default_config()
+        assert own is not None and other is not None
+        cfg, ref = ec.to_flat_dict(own), ec.to_flat_dict(other)
     except PresetError as e:
         return ["## 🔍 Key Changes vs Baseline", "", f"(cannot resolve the configuration: {e})"]
     env_key = {key: name for name, key in ec.ENV_KEYS.items() if name in preset.env}

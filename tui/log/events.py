@@ -15,7 +15,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Start(Event):
-    """A process started: kind `engine` (ours), `wrapper` (pipeline started) or `trainer` (ATFT child)."""
+    """A process started: kind `engine` (ours), `callback` (a script with engine.stream.RunctlCallback),
+    `wrapper` (pipeline started) or `trainer` (ATFT child)."""
 
     kind: str
     pid: int | None = None
@@ -136,6 +137,20 @@ class Sharpe(Event):
     """The summary `Sharpe: X` (the whole message; never `[VAL-DEBUG] ... Sharpe:`)."""
 
     value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics(Event):
+    """Every metric of one epoch by its logged name: our `[metrics] epoch=E name=value ...` line
+    (source `log`), or a row group of a CSVLogger metrics.csv (source `csv`, epoch made 1-based).
+
+    `final`: the epoch's end-of-epoch metrics (a `[metrics]` line always is; a CSV epoch once it
+    has an epoch-level column: a validation metric or an `*_epoch` one)."""
+
+    epoch: int
+    values: tuple[tuple[str, float | None], ...]
+    source: str = "log"
+    final: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from tui.log.events import (
     HorizonMetrics,
     LearningRate,
     LowVariance,
+    Metrics,
     Phase,
     PhaseEpoch,
     PhaseValMetrics,
@@ -60,7 +61,8 @@ _GROUP_RE = re.compile(
     r"([\w.\-]+):l2=(\S+) max=(\S+) grad=(\d+)/(\d+) small=(\d+) none=(\d+)"
 )
 _EXIT_RE = re.compile(r"\[exit\] reason=(\w+)(?: status=(-?\d+))?(?: epochs_completed=(\d+))?")
-_START_RE = re.compile(r"runctl engine (\S+) starting: pid=(\d+)(?: run_dir=(\S+))?")
+_START_RE = re.compile(r"runctl (engine|callback) (\S+) starting: pid=(\d+)(?: run_dir=(\S+))?")
+_METRIC_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_./-]*)=(\S+)")
 _TRAIN_START_RE = re.compile(r"Starting training: max_epochs=(\d+)(?: steps_per_epoch=(\d+))?")
 _CKPT_RE = re.compile(r"Checkpoint saved: (.+?)(?: \(epoch=(\d+)\))?\s*$")
 _BEST_RE = re.compile(r"Best model saved \((\w+)\) \(val_loss: ([^)\s]+)\)")
@@ -116,6 +118,11 @@ def _tagged(m: str, t: float | None, lv: str | None) -> Event | None:
         return Error(m, fatal=True, t=t, level=lv)
     if m.startswith("[signal] "):
         return Signal(m[9:].split(" ", 1)[0].rstrip(":"), t=t, level=lv)
+    if m.startswith("[metrics] "):
+        pairs = _METRIC_TOKEN.findall(m, 10)
+        if not pairs or pairs[0][0] != "epoch" or to_int(pairs[0][1]) is None:
+            return None
+        return Metrics(int(pairs[0][1]), tuple((k, num(v)) for k, v in pairs[1:]), t=t, level=lv)
     if m.startswith("[epoch-end] "):
         kv = _kv(m)
         e, n = _split(kv.get("epoch"))
@@ -224,10 +231,10 @@ def message_event(m: str, t: float | None, lv: str | None, fmt: str) -> Event | 
         return Phase("loaders", m, False, t=t, level=lv)
     elif m.startswith("Data loaders created"):
         return Phase("loaders", m, t=t, level=lv)
-    elif m.startswith("runctl engine "):
+    elif m.startswith("runctl "):
         x = _START_RE.match(m)
         if x:
-            return Start("engine", to_int(x.group(2)), x.group(3), x.group(1), t=t, level=lv)
+            return Start(x.group(1), to_int(x.group(3)), x.group(4), x.group(2), t=t, level=lv)
     return None
 
 

@@ -26,12 +26,12 @@ from tui.log.recognise import TRACEBACK
 
 # Message starts that can make an event, factored by first byte (sre tries branches in order).
 _STARTS = (
-    rb"[\x80-\xff]|\[(?:exit|error|signal|epoch-end|data-filter|GRAD-MONITOR|\w{1,20}+\] (?:Epoch |Validation loss))"
+    rb"[\x80-\xff]|\[(?:exit|error|signal|epoch-end|metrics|data-filter|GRAD-MONITOR|\w{1,20}+\] (?:Epoch |Validation loss))"
     rb"|E(?:poch \d)|S(?:harpe: |tarting )|V(?:al [mM]etrics)|t(?:rain/total_loss: )|v(?:al/loss: )"
     rb"|L(?:earning rate: |ow prediction variance)|B(?:est (?:validation loss|model saved))"
     rb"|C(?:heckpoint saved: |reating data loaders)|A(?:chieved Sharpe)|G(?:PU: )|U(?:sing device: )"
     rb"|F(?:ound |itting OnlineRobustScaler)|O(?:nlineRobustScaler fitted)|I(?:terable datasets ready)"
-    rb"|D(?:ata loaders created)|r(?:unctl engine )|=(?:== Training Complete)"
+    rb"|D(?:ata loaders created)|r(?:unctl (?:engine|callback) )|=(?:== Training Complete)"
 )
 _WS = rb"[ \t\x0b\x0c]*+"
 # Matches right after a prefix's " - " (our [progress] lines, the bulk, are rejected first):

@@ -15,7 +15,7 @@ from typing import Any
 
 import tomli_w
 
-from tui.presets.preset import PresetError
+from tui.presets.preset import PresetError, metric_name_problem
 from tui.presets.schema import Where, atomic_write, read_toml
 
 BASELINES_FILE = "baselines.toml"
@@ -56,8 +56,9 @@ _METRIC_KEY = re.compile(r"^(sharpe|val_loss|train_loss|(ic|rank_ic|scale)(_h[1-
 def _check_metrics(w: Where, metrics: Any, where: str) -> dict[str, float]:
     t = w.table(metrics, where, metrics.keys() if isinstance(metrics, dict) else ())
     for k, v in t.items():
-        if not _METRIC_KEY.match(k):
-            raise w.err(where, f"unknown metric {k!r}; use sharpe, val_loss, train_loss, "
+        problem = None if _METRIC_KEY.match(k) else metric_name_problem(k)
+        if problem is not None:
+            raise w.err(where, f"{problem}; the built-in keys: sharpe, val_loss, train_loss, "
                                "ic_hN, rank_ic_hN, scale_hN or scale")
         w.typed(v, (int, float), f"{where} {k}", "a number")
     return {k: float(v) for k, v in t.items()}

@@ -15,15 +15,20 @@ from engine import config as ec
 from tui.presets.preset import (
     HORIZON_METRICS,
     LEVELS,
-    METRICS,
+    LOG_FORMATS,
     OPS,
+    PLACEHOLDERS,
+    RESUME_PLACEHOLDERS,
     Checkpoint,
     Condition,
     Criterion,
     NextAction,
     Preset,
+    PresetError,
     Rule,
     Timeline,
+    metric_name_problem,
+    placeholders,
 )
 from tui.presets.schema import Where, is_num, read_toml, tname
 
@@ -34,7 +39,10 @@ FIELD_KEYS = {"train.trainer.max_epochs": "max_epochs", "data.path": "data_path"
 _TOP_KEYS = (
     "description", "extends", "env", "overrides", "max_epochs", "data_path", "default_horizon",
     "baseline", "timeline", "criteria", "checkpoints", "next",
+    "command", "resume_args", "cwd", "log_format", "metrics_csv",
 )
+# Keys whose errors are only errors for the bundled engine: `{"overrides": {key: message}}`.
+ENGINE_ONLY = "engine_errors"
 
 
 def _condition(w: Where, raw: Any, where: str, with_label: bool = False) -> Condition:
@@ -44,8 +52,9 @@ def _condition(w: Where, raw: Any, where: str, with_label: bool = False) -> Cond
         if k not in t:
             raise w.err(where, f"missing key {k!r}")
     metric = t["metric"]
-    if metric not in METRICS:
-        raise w.err(where, f"metric {metric!r} is not one of {', '.join(METRICS)}")
+    problem = metric_name_problem(metric)
+    if problem is not None:
+        raise w.err(where, problem)
     op = t["op"]
     if op not in OPS:
         raise w.err(where, f"op {op!r} is not one of {', '.join(OPS)}")
@@ -128,6 +137,42 @@ def _next(w: Where, raw: Any) -> dict[str, NextAction]:
     return out
 
 
+def _arguments(w: Where, raw: Any, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of strings whose `{placeholders}` are all in `allowed`."""
+    args = w.strings(raw, key)
+    for i, a in enumerate(args, 1):
+        for name in placeholders(a):
+            if name not in allowed:
+                raise w.err(f"{key} #{i}", f"unknown placeholder {{{name}}}; known: "
+                            + ", ".join(f"{{{n}}}" for n in allowed))
+    return args
+
+
+def _command_keys(w: Where, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """command, resume_args, cwd, log_format, metrics_csv: checks that need no other file."""
+    if "command" in raw:
+        out["command"] = _arguments(w, raw["command"], "command", PLACEHOLDERS)
+        if not out["command"] or not out["command"][0].strip():
+            raise w.err("command", "must name a program: a non-empty list of strings, "
+                        "e.g. [\"{python}\", \"train.py\", \"--run-dir\", \"{run_dir}\"]")
+    if "resume_args" in raw:
+        out["resume_args"] = _arguments(w, raw["resume_args"], "resume_args", RESUME_PLACEHOLDERS)
+        if not any("ckpt" in placeholders(a) for a in out["resume_args"]):
+            raise w.err("resume_args", "must pass the checkpoint: use {ckpt}, "
+                        "e.g. [\"--ckpt\", \"{ckpt}\"]")
+    if "cwd" in raw:
+        cwd = Path(w.typed(raw["cwd"], str, "cwd", "a folder"))
+        out["cwd"] = str(cwd if cwd.is_absolute() else (w.path.resolve().parent / cwd).resolve())
+    if "log_format" in raw:
+        fmt = raw["log_format"]
+        if fmt not in LOG_FORMATS:
+            raise w.err("log_format", f"{fmt!r} is not one of {', '.join(LOG_FORMATS)}")
+        out["log_format"] = fmt
+    if "metrics_csv" in raw:
+        out["metrics_csv"] = w.typed(raw["metrics_csv"], str, "metrics_csv", "a path or glob")
+        _arguments(w, [out["metrics_csv"]], "metrics_csv", ("run_dir", "run"))
+
+
 def typed_override(key: str, value: Any, from_text: bool) -> Any:
     """Convert one engine override as the engine would; raise engine ConfigError."""
     cfg = ec.default_config()
@@ -172,17 +217,20 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
         ov = w.table(raw["overrides"], "overrides", raw["overrides"].keys()
                      if isinstance(raw["overrides"], dict) else ())
         typed: dict[str, Any] = {}
+        errors: dict[str, str] = {}
         for key, value in ec.flatten(ov).items():
             try:
                 typed[key] = typed_override(key, value, from_text=False)
-            except ec.ConfigError as e:
-                raise w.err("overrides", str(e)) from None
+            except ec.ConfigError as e:  # an error for the engine; a command takes any key=value
+                typed[key] = value
+                errors[key] = str(w.err("overrides", str(e)))
         for key, fld in FIELD_KEYS.items():
             if key in typed:
                 if fld in out:
                     raise w.err("overrides", f"{key} and {fld} both set; keep only {fld}")
                 out[fld] = typed.pop(key)
         out["overrides"] = typed
+        out[ENGINE_ONLY] = errors
     if "timeline" in raw:
         t = w.table(raw["timeline"], "timeline", ("setup_minutes", "epoch_minutes"))
         out["timeline"] = Timeline(**{k: float(w.typed(v, (int, float), f"timeline {k}", "minutes"))
@@ -194,6 +242,8 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
             out[k] = tuple(fn(w, item, f"{k} #{i}") for i, item in enumerate(raw[k], 1))
     if "next" in raw:
         out["next"] = _next(w, raw["next"])
+    _command_keys(w, raw, out)
+    out["origins"] = {k: path for k in out if k != ENGINE_ONLY}
     return out
 
 
@@ -201,7 +251,10 @@ def merge_layers(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any
     """Child wins per key; env, overrides and next merge per entry; lists are replaced whole."""
     out = dict(parent)
     for k, v in child.items():
-        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next") else v
+        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next", "origins") else v
+    if "overrides" in child:  # a key the child sets again carries the child's own error (if any)
+        errors = {k: e for k, e in parent.get(ENGINE_ONLY, {}).items() if k not in child["overrides"]}
+        out[ENGINE_ONLY] = {**errors, **child.get(ENGINE_ONLY, {})}
     return out
 
 
@@ -225,6 +278,11 @@ def build_preset(name: str, path: Path, merged: dict[str, Any], chain: tuple[str
                                 for r in cp.rules))
         for cp in merged.get("checkpoints", ())
     )
-    fields_ = {k: v for k, v in merged.items() if k not in ("criteria", "checkpoints", "extends")}
+    if "command" not in merged:  # the bundled engine: every override must be one of its keys
+        for key, error in merged.get(ENGINE_ONLY, {}).items():
+            if key in merged.get("overrides", {}):
+                raise PresetError(error)
+    skip = ("criteria", "checkpoints", "extends", ENGINE_ONLY)
+    fields_ = {k: v for k, v in merged.items() if k not in skip}
     return Preset(name=name, path=path, extends=chain[1] if len(chain) > 1 else None,
                   criteria=criteria, checkpoints=checkpoints, chain=chain, **fields_)

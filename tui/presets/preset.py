@@ -7,7 +7,12 @@ Textual: `Preset.validate` goes through `engine.config.check`.
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+import re
+import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +25,61 @@ class PresetError(RunctlError):
     """A preset (or baseline table) the user wrote is wrong; one line naming file and key."""
 
 
-METRICS = ("sharpe", "val_loss", "train_loss", "ic", "rank_ic", "scale")
+METRICS = ("sharpe", "val_loss", "train_loss", "ic", "rank_ic", "scale")  # the built-in metrics
 HORIZON_METRICS = ("ic", "rank_ic", "scale")
+# Any other metric a log carries (`[metrics]` lines, a CSVLogger metrics.csv), by its logged name.
+METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,63}$")
+LOG_FORMATS = ("auto", "runctl", "atft")
+PLACEHOLDERS = ("python", "run_dir", "run", "max_epochs")  # in `command` and `resume_args`
+RESUME_PLACEHOLDERS = (*PLACEHOLDERS, "ckpt")  # `resume_args` only: the checkpoint to continue from
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 OPS = (">", ">=", "<", "<=", "between")
 LEVELS = {"good": "✅", "warn": "⚠️", "bad": "❌"}
+
+
+_HORIZON_KEY = re.compile(r"^(ic|rank_ic|scale)_h([1-9][0-9]*)$")
+_HORIZON_TYPO = re.compile(r"^(ic|rank_?ic|scale)[_-]?h?([0-9]+)$", re.IGNORECASE)
+
+
+def metric_name_problem(name: Any) -> str | None:
+    """Why `name` cannot be a metric (None: fine): malformed, or a near-miss of a built-in."""
+    if not isinstance(name, str) or not METRIC_NAME.match(name):
+        return (f"metric {name!r} is not a metric name (letters, digits, '_', '.', '/', '-'; "
+                f"built-in: {', '.join(METRICS)})")
+    h = _HORIZON_TYPO.match(name)
+    if h and not _HORIZON_KEY.match(name):
+        m = h.group(1).replace("rankic", "rank_ic")
+        return f"unknown metric {name!r}: did you mean {m} at horizon {h.group(2)} ({m}_h{h.group(2)})?"
+    if name not in METRICS:
+        close = difflib.get_close_matches(name, METRICS, n=1, cutoff=0.8)
+        if close:
+            return f"unknown metric {name!r}: did you mean {close[0]!r}?"
+    return None
+
+
+
+
+def split_metric_key(key: str) -> tuple[str, int | str | None]:
+    """Baseline-table key -> (metric, horizon): `ic_h20` -> (ic, 20), `scale` -> (scale, "all")."""
+    m = _HORIZON_KEY.match(key)
+    if m:
+        return m.group(1), int(m.group(2))
+    return key, "all" if key == "scale" else None
+
+
+def placeholders(text: str) -> list[str]:
+    """The `{name}` placeholders of one argument (`{{` and `}}` are literal braces)."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) is not None]
+
+
+def expand(text: str, values: dict[str, str]) -> str:
+    """`text` with its placeholders replaced (every one must be in `values`)."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) is None:
+            return m.group(0)[0]
+        return values[m.group(1)]
+
+    return _PLACEHOLDER.sub(sub, text)
 
 
 @dataclass(frozen=True)
@@ -127,6 +183,38 @@ class Preset:
     checkpoints: tuple[Checkpoint, ...] = ()
     next: dict[str, NextAction] = field(default_factory=dict)
     chain: tuple[str, ...] = ()  # this preset, its parent, ... up to the root
+    # Any training script (docs/presets.md): None is the bundled engine.
+    command: tuple[str, ...] | None = None
+    resume_args: tuple[str, ...] = ()
+    cwd: str | None = None  # absolute (a relative one was resolved against its preset file's folder)
+    log_format: str = "auto"
+    metrics_csv: str | None = None  # a path or glob, may use {run_dir} and {run}
+    origins: dict[str, Path] = field(default_factory=dict)  # key -> the file that set it
+
+    @property
+    def is_engine(self) -> bool:
+        """The bundled engine (no `command`)."""
+        return self.command is None
+
+    def where(self, key: str) -> Path:
+        """The file that set `key` (this preset's own file if no layer did)."""
+        return self.origins.get(key, self.path)
+
+    @property
+    def workdir(self) -> Path:
+        """The folder the command runs in: `cwd`, else the preset file's folder."""
+        return Path(self.cwd) if self.cwd is not None else self.path.resolve().parent
+
+    def placeholder_values(self, run_dir: Path | str, run: str) -> dict[str, str]:
+        """What `{python}`, `{run_dir}`, `{run}` and `{max_epochs}` stand for in one run."""
+        return {"python": sys.executable, "run_dir": str(run_dir), "run": run,
+                "max_epochs": "" if self.max_epochs is None else str(self.max_epochs)}
+
+    def command_argv(self, run_dir: Path | str, run: str) -> list[str]:
+        """The command of one run: placeholders expanded, then the overrides as `key=value`."""
+        assert self.command is not None
+        values = self.placeholder_values(run_dir, run)
+        return [expand(a, values) for a in self.command] + self.override_args()
 
     def override_args(self) -> list[str]:
         """The overrides as engine `key=value` arguments."""
@@ -141,8 +229,15 @@ class Preset:
             args += ["--data-path", self.data_path]
         return args + self.override_args()
 
-    def validate(self) -> ec.EngineConfig:
-        """Resolve the engine config as the engine would; raise PresetError naming this file."""
+    def validate(self) -> ec.EngineConfig | None:
+        """Check the preset as its run would see it; raise PresetError naming the file and key.
+
+        The bundled engine: its config resolved as the engine would (returned). A command: the
+        placeholders it may use, its folder and its program (None returned).
+        """
+        if not self.is_engine:
+            self._validate_command()
+            return None
         args = self.override_args()
         if self.max_epochs is not None:
             args.append(f"train.trainer.max_epochs={self.max_epochs}")
@@ -161,9 +256,28 @@ class Preset:
                 )
         return cfg
 
+    def _validate_command(self) -> None:
+        assert self.command is not None
+        w = self.where("command")
+        uses = [p for a in (*self.command, *self.resume_args) for p in placeholders(a)]
+        if "max_epochs" in uses and self.max_epochs is None:
+            raise PresetError(f"{w}: command: uses {{max_epochs}} but the preset sets no max_epochs")
+        if self.cwd is not None and not Path(self.cwd).is_dir():
+            raise PresetError(f"{self.where('cwd')}: cwd: {self.cwd} is not a folder")
+        program = expand(self.command[0], self.placeholder_values("RUN_DIR", "RUN"))
+        if os.sep in program:
+            path = self.workdir / program
+            if not path.is_file():
+                raise PresetError(f"{w}: command: program {program!r} not found (in {self.workdir})")
+            if not os.access(path, os.X_OK):
+                raise PresetError(f"{w}: command: program {program!r} is not executable; "
+                                  f"run it through an interpreter, e.g. [\"{{python}}\", \"{program}\"]")
+        elif shutil.which(program) is None:
+            raise PresetError(f"{w}: command: program {program!r} is not on PATH")
+
     def unknown_env(self) -> list[str]:
         """Env names the engine does not read (passed through, worth a warning)."""
-        return [k for k in self.env if k not in ec.ENV_KEYS]
+        return [k for k in self.env if k not in ec.ENV_KEYS] if self.is_engine else []
 
     def _conditions(self) -> list[tuple[str, Condition]]:
         out = [(f"criteria {c.label!r}", c.condition) for c in self.criteria if c.condition]

@@ -135,7 +135,9 @@ def _parse_sets(preset: Preset, sets: Iterable[str], envs: Iterable[str]) -> dic
     for text in sets:
         try:
             key, value = ec.parse_override(text)
-            typed = typed_override(key, value, from_text=True)
+            # a command takes any key=value (passed on as is); the engine's keys are typed
+            typed = typed_override(key, value, from_text=True) \
+                if preset.is_engine or key in FIELD_KEYS else value
         except ec.ConfigError as e:
             raise PresetError(f"--set {text}: {e}") from None
         if key in FIELD_KEYS:

@@ -1,4 +1,9 @@
-"""Launch the engine detached, kill it (pid verified, SIGTERM then SIGKILL), resume it."""
+"""Launch a run detached, kill it (pid verified, SIGTERM then SIGKILL), resume it.
+
+A run is the bundled engine (`python -m engine train`), or a preset's own `command` started through
+`tui.runs.supervise` (which makes sure its log ends with an exit line). Every run gets
+`RUNCTL_RUN_DIR` and `RUNCTL_RUN` in its environment (engine.stream.RunctlCallback reads them).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from tui.errors import RunctlError
+from tui.presets.preset import expand
 from tui.runs import procs
 from tui.runs.lock import controller_lock
 from tui.runs.store import NAME_RE, Manifest, RunStore
 
 ENGINE_CMD = (sys.executable, "-m", "engine")
+SUPERVISE_CMD = (sys.executable, "-m", "tui.runs.supervise")
 RESUMABLE = ("last.ckpt", "interrupted.ckpt")  # what `engine train --resume` continues from
+DEFAULT_METRICS_CSV = "{run_dir}/**/metrics.csv"  # where a command's CSVLogger writes, by default
 Say = Callable[[str], None]
 
 
@@ -74,16 +82,27 @@ class Launcher:
             self.store.training_dir.mkdir(parents=True, exist_ok=True)
             log = self.store.log_path(run).resolve()
             run_dir = self.store.run_dir(run).resolve()
-            argv = [*self.engine_cmd, "train", "--run-dir", str(run_dir), *resolved.engine_args()]
             env = {**resolved.env}
-            ident = self._start(argv, log, env)
+            extra: dict[str, Any] = {}
+            if resolved.is_engine:
+                argv = [*self.engine_cmd, "train", "--run-dir", str(run_dir), *resolved.engine_args()]
+                ident = self._start(argv, log, env, run, run_dir)
+            else:
+                argv = resolved.command_argv(run_dir, run)
+                values = resolved.placeholder_values(run_dir, run)
+                csv = expand(resolved.metrics_csv or DEFAULT_METRICS_CSV, values)
+                extra = {"kind": "command", "cwd": str(resolved.workdir),
+                         "resume_args": resolved.resume_args, "placeholders": values,
+                         "log_format": resolved.log_format, "metrics_csv": csv}
+                run_dir.mkdir(parents=True, exist_ok=True)
+                ident = self._start(argv, log, env, run, run_dir, cwd=resolved.workdir)
             m = Manifest(
                 run=run, name=name, preset=preset, log=str(log), run_dir=str(run_dir),
                 pid_file=str(self.store.pid_path(name).resolve()), created_at=round(now, 3),
                 host=socket.gethostname(), argv=tuple(argv), sets=tuple(sets), envs=tuple(envs),
                 env=env, overrides=dict(resolved.overrides), pid=ident.pid,
                 create_time=ident.create_time, cmdline=ident.cmdline, state="running",
-                parent=parent,
+                parent=parent, **extra,
             ).with_event("launch", pid=ident.pid, create_time=ident.create_time, by=_by())
             self.store.save(m)
             self.store.write_pid(m)
@@ -92,15 +111,23 @@ class Launcher:
                 self.store.save(m)
         return m
 
-    def _start(self, argv: list[str], log: Path, env: dict[str, str]) -> procs.Identity:
-        """Popen detached (own session, no stdin, log appended); the identity psutil sees."""
+    def _start(self, argv: list[str], log: Path, env: dict[str, str], run: str | None = None,
+               run_dir: Path | None = None, cwd: Path | None = None) -> procs.Identity:
+        """Popen detached (own session, no stdin, log appended); the identity psutil sees.
+
+        With `cwd`, `argv` is a preset's command: it runs there, through `tui.runs.supervise`.
+        """
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        if run is not None and run_dir is not None:
+            full_env.update(RUNCTL_RUN=run, RUNCTL_RUN_DIR=str(run_dir))
+        if cwd is not None:
+            argv = [*SUPERVISE_CMD, "--log", str(log), "--", *argv]
         created = not log.exists()
         try:
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    env=full_env, start_new_session=True, close_fds=True,
+                    env=full_env, start_new_session=True, close_fds=True, cwd=cwd,
                 )
         except OSError as e:
             if created and log.exists() and log.stat().st_size == 0:
@@ -175,15 +202,24 @@ class Launcher:
             if self.store.is_running(m):
                 raise RunctlError(f"run {m.run} is still running (pid {m.pid}); kill it first")
             ckpts = Path(m.run_dir) / "checkpoints"
+            if m.kind == "command" and not m.resume_args:
+                raise RunctlError(f"run {m.run} cannot be resumed: its preset {m.preset!r} has no "
+                                  f"resume_args (e.g. resume_args = [\"--ckpt\", \"{{ckpt}}\"])")
             if not any((ckpts / f).is_file() for f in RESUMABLE):
                 raise RunctlError(f"run {m.run} has no checkpoint to resume from "
                                   f"(no {' or '.join(RESUMABLE)} in {ckpts})")
-            argv = list(m.argv)
-            i = argv.index("train") + 1 if "train" in argv else len(argv)
-            argv[i:i] = ["--resume"]
             log = self.store.log_path(m.run)
             offset = log.stat().st_size if log.exists() else 0
-            ident = self._start(argv, log.resolve(), dict(m.env))
+            if m.kind == "command":
+                values = {**m.placeholders, "ckpt": str(resume_checkpoint(ckpts))}
+                argv = [*m.argv, *(expand(a, values) for a in m.resume_args)]
+                ident = self._start(argv, log.resolve(), dict(m.env), m.run, Path(m.run_dir),
+                                    cwd=Path(m.cwd or m.run_dir))
+            else:
+                argv = list(m.argv)
+                i = argv.index("train") + 1 if "train" in argv else len(argv)
+                argv[i:i] = ["--resume"]
+                ident = self._start(argv, log.resolve(), dict(m.env), m.run, Path(m.run_dir))
             m = replace_state(m, "running", pid=ident.pid, create_time=ident.create_time,
                               cmdline=ident.cmdline)
             m = m.with_event("resume", pid=ident.pid, create_time=ident.create_time,
@@ -191,6 +227,16 @@ class Launcher:
             self.store.save(m)
             self.store.write_pid(m)
         return m
+
+
+def resume_checkpoint(ckpts: Path) -> Path:
+    """The checkpoint a command resumes from: `interrupted.ckpt` (a kill mid-epoch), else
+    `last.ckpt`; an interrupted.ckpt older than last.ckpt is stale (a later attempt went on)."""
+    last, interrupted = ckpts / "last.ckpt", ckpts / "interrupted.ckpt"
+    if interrupted.is_file() and (not last.is_file()
+                                  or interrupted.stat().st_mtime >= last.stat().st_mtime):
+        return interrupted
+    return last
 
 
 def replace_state(m: Manifest, state: str, **kw: Any) -> Manifest:

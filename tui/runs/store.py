@@ -43,7 +43,7 @@ class Manifest:
     pid_file: str
     created_at: float
     host: str
-    argv: tuple[str, ...] = ()  # the engine command of the first launch (no --resume)
+    argv: tuple[str, ...] = ()  # the command of the first launch (no --resume / resume_args)
     sets: tuple[str, ...] = ()  # --set as typed
     envs: tuple[str, ...] = ()  # --env as typed
     env: dict[str, str] = field(default_factory=dict)  # resolved preset env (+ --env)
@@ -57,6 +57,13 @@ class Manifest:
     children: tuple[str, ...] = ()
     autopilot: dict[str, Any] | None = None
     version: int = MANIFEST_VERSION
+    # A preset's own command (kind "command"; "engine": the bundled engine), docs/presets.md.
+    kind: str = "engine"
+    cwd: str | None = None  # the folder the command runs in
+    resume_args: tuple[str, ...] = ()  # the preset's resume_args, placeholders unexpanded
+    placeholders: dict[str, str] = field(default_factory=dict)  # {python} {run_dir} {run} {max_epochs}
+    log_format: str = "auto"
+    metrics_csv: str | None = None  # a Lightning CSVLogger metrics.csv (a glob) read beside the log
 
     @property
     def identity(self) -> procs.Identity | None:
@@ -78,7 +85,7 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (lists for tuples)."""
         out = asdict(self)
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children"):
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args"):
             out[k] = list(out[k])
         return out
 
@@ -87,7 +94,7 @@ class Manifest:
         """Parse a manifest; unknown keys are ignored (newer writers)."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in known}
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children"):
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args"):
             if k in kw:
                 kw[k] = tuple(kw[k] or ())
         return cls(**kw)
@@ -197,7 +204,7 @@ class RunStore:
 
     def state(self, m: Manifest) -> RunState:
         """The run's state: its log combined with process liveness and the manifest."""
-        return self.judge(m, read_log_state(self.log_path(m.run)))
+        return self.judge(m, read_log_state(self.log_path(m.run), m.metrics_csv))
 
     def judge(self, m: Manifest, st: RunState, alive: bool | None = None) -> RunState:
         """Apply liveness and the manifest to a state read from the log (mutates and returns it)."""
@@ -246,7 +253,7 @@ def live_state(
     return out
 
 
-def read_log_state(path: Path) -> RunState:
+def read_log_state(path: Path, metrics_csv: str | None = None) -> RunState:
     """`tui.state.follow.read_state`, imported lazily (an empty state while it is missing)."""
     try:
         from tui.state.follow import read_state
@@ -254,4 +261,10 @@ def read_log_state(path: Path) -> RunState:
         return RunState()
     if not Path(path).exists():
         return RunState()
-    return read_state(path)
+    return read_state(path, metrics_csv=metrics_csv)
+
+
+def metrics_csv_of_log(log: Path | str) -> str | None:
+    """The metrics CSV glob recorded in the manifest beside `log` (None: none, or no manifest)."""
+    m = RunStore(Path(log).parent.parent).for_log(log)
+    return m.metrics_csv if m is not None else None

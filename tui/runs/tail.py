@@ -21,7 +21,7 @@ class RunTail:
 
     def __init__(self, store: RunStore, log: Path, manifest: Manifest | None = None) -> None:
         self.store, self.log, self.manifest = store, Path(log), manifest
-        self.follower = LogFollower(self.log)
+        self.follower = LogFollower(self.log, metrics_csv=manifest.metrics_csv if manifest else None)
         self.alive: bool | None = None  # the last poll's liveness sample (None: no manifest)
 
     def poll(self) -> RunState:

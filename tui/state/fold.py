@@ -46,7 +46,7 @@ def _start(st: RunData, ev: evt.Start) -> None:
     else:
         st.attempt_starts.append(ev.kind)
     st.state = "initializing"
-    st.source_format = "engine" if ev.kind == "engine" else "atft"
+    st.source_format = ev.kind if ev.kind in ("engine", "callback") else "atft"
     if ev.pid is not None:
         st.pid = ev.pid
     if st.run is None and ev.run_dir and ev.run_dir != "-":
@@ -91,7 +91,7 @@ def _val_loss(st: RunData, ev: evt.ValLoss) -> None:
         rec.val_loss = ev.loss
 
 
-def _metrics(st: RunData, ev: evt.HorizonMetrics) -> None:
+def _horizon_metrics(st: RunData, ev: evt.HorizonMetrics) -> None:
     if ev.variant != "z":
         return  # (z, CAL) and (raw) are other views of the same predictions
     rec = _validating(st, ev.t)
@@ -250,6 +250,31 @@ def _activity(st: RunData, ev: evt.Activity) -> None:
         st.state = "initializing"
 
 
+# Logged names that fill a record's built-in fields when no dedicated line did.
+_BUILTIN_NAMES = {"val_loss": "val_loss", "val/loss": "val_loss", "train_loss": "train_loss",
+                  "train/total_loss": "train_loss", "sharpe": "sharpe"}
+
+
+def _metrics(st: RunData, ev: evt.Metrics) -> None:
+    rec = st.epoch_record(ev.epoch)
+    rec.metrics.update(ev.values)
+    for name, v in ev.values:
+        fld = _BUILTIN_NAMES.get(name)
+        if fld is not None and getattr(rec, fld) is None:
+            setattr(rec, fld, v)
+    if ev.final:
+        rec.metrics_final = rec.validated = True
+    if ev.source == "csv":  # the metrics file of a script whose log has no epoch lines
+        if st.epoch is None or ev.epoch > st.epoch:
+            st.epoch = ev.epoch
+        if st.state in ("launching", "initializing"):
+            st.state = "training"
+        if st.source_format is None:
+            st.source_format = "csv"
+    elif ev.epoch == st.epoch:
+        _validating(st, ev.t)
+
+
 def _reset(st: RunData, ev: evt.Reset) -> None:
     run, pid = st.run, st.pid
     st.__init__()  # type: ignore[misc]
@@ -258,7 +283,7 @@ def _reset(st: RunData, ev: evt.Reset) -> None:
 
 HANDLERS: dict[type, Any] = {
     evt.Start: _start, evt.Phase: _phase, evt.EpochStart: _epoch_start, evt.TrainLoss: _train_loss,
-    evt.ValLoss: _val_loss, evt.HorizonMetrics: _metrics, evt.Sharpe: _sharpe, evt.EpochEnd: _epoch_end,
+    evt.ValLoss: _val_loss, evt.HorizonMetrics: _horizon_metrics, evt.Metrics: _metrics, evt.Sharpe: _sharpe, evt.EpochEnd: _epoch_end,
     evt.PhaseEpoch: _phase_epoch, evt.PhaseValMetrics: _phase_val, evt.LearningRate: _lr,
     evt.Progress: _progress, evt.GradMonitor: _grad_monitor, evt.GradWarning: _grad_warning,
     evt.LowVariance: _low_variance, evt.Checkpoint: _checkpoint, evt.Complete: _complete,

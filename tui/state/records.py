@@ -62,6 +62,8 @@ class EpochRecord:
     validated: bool = False  # at least one per-horizon metrics line or Sharpe seen
     sharpe_ann: float | None = None  # our [epoch-end] line's annualised Sharpe
     seconds: float | None = None  # our [epoch-end] line's epoch duration
+    metrics: dict[str, float | None] = field(default_factory=dict)  # every metric by its logged name
+    metrics_final: bool = False  # the epoch's end-of-epoch metrics arrived ([metrics] line, CSV)
 
 
 @dataclass
@@ -103,7 +105,7 @@ class RunData:
     best_val_loss: float | None = None
     attempts: int = 1  # wrapper retries / resumes seen in one log
     lines: int = 0  # lines consumed
-    source_format: str | None = None  # "engine" | "atft" | None
+    source_format: str | None = None  # "engine" | "callback" | "atft" | "csv" | None
     checkpoints: list[str] = field(default_factory=list)
     attempt_starts: list[str] = field(default_factory=list)  # Start kinds seen in this attempt
     grad_l2: dict[str, float | None] = field(default_factory=dict)  # group -> latest grad L2 norm

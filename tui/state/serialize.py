@@ -42,6 +42,7 @@ def state_json(st: RunData) -> dict[str, Any]:
                     }
                     for h, m in sorted(r.horizons.items())
                 },
+                "metrics": {k: finite_or_none(v) for k, v in sorted(r.metrics.items())},
             }
             for r in st.epochs
         ],

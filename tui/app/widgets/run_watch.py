@@ -21,7 +21,7 @@ from tui.judge.evaluate import evaluate
 from tui.judge.results import Verdicts
 from tui.presets.baselines import Baselines
 from tui.presets.preset import Preset
-from tui.runs.store import live_state
+from tui.runs.store import live_state, metrics_csv_of_log
 from tui.state.run import RunState
 
 MAX_CHUNK = 5000  # the log pane keeps no more than this many lines
@@ -33,10 +33,11 @@ Probe = Callable[[Any], ProcView | None]
 
 
 def default_follower(path: Path) -> Any:
-    """`tui.state.follow.LogFollower(path)`, keeping the raw lines the log pane shows."""
+    """`tui.state.follow.LogFollower(path)`, keeping the raw lines the log pane shows (and reading
+    the metrics CSV its manifest names, for a script with no runctl callback)."""
     from tui.state.follow import LogFollower
 
-    return LogFollower(path, keep_lines=MAX_CHUNK)
+    return LogFollower(path, keep_lines=MAX_CHUNK, metrics_csv=metrics_csv_of_log(path))
 
 
 class RunWatch:
