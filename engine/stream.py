@@ -374,7 +374,7 @@ class RunctlCallback(L.Callback):
         """`epoch=NNN.ckpt`, then `last.ckpt` replaced atomically with a copy of it."""
         assert self.ckpt_dir is not None
         path = self.ckpt_dir / f"epoch={epoch:03d}.ckpt"
-        trainer.save_checkpoint(str(path))
+        trainer.save_checkpoint(str(path), weights_only=False)
         if trainer.is_global_zero:
             tmp = self.ckpt_dir / f".{LAST}.tmp"
             shutil.copyfile(path, tmp)
@@ -425,7 +425,7 @@ class RunctlCallback(L.Callback):
         if self.checkpoints and self._training and self.ckpt_dir is not None:
             path = self.ckpt_dir / INTERRUPTED
             try:
-                trainer.save_checkpoint(str(path))
+                trainer.save_checkpoint(str(path), weights_only=False)
             except Exception as e:  # keep stopping cleanly; say why there is no checkpoint
                 self.stream_log.warning(f"could not save {path}: {type(e).__name__}: {e}")
             else:
