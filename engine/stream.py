@@ -237,7 +237,7 @@ class RunctlCallback(L.Callback):
             self.stream_log.info(f"runctl callback {__version__} starting: pid={os.getpid()} run_dir={self.run_dir}")
         if trainer.progress_bar_callback is not None:
             self.stream_log.warning("RunctlCallback: the progress bar writes carriage returns to stdout; "
-                             "pass enable_progress_bar=False to the Trainer to keep one line per record")
+                                    "pass enable_progress_bar=False to the Trainer to keep one line per record")
         if self.checkpoints:
             found = [c for c in _callbacks(trainer) if isinstance(c, ModelCheckpoint)]
             defaults = [c for c in found if _is_lightning_default(c)]
@@ -254,9 +254,9 @@ class RunctlCallback(L.Callback):
         self._training = True
         if trainer.ckpt_path:
             self.stream_log.info(f"Resuming from checkpoint {trainer.ckpt_path} (completed_epochs={self.epochs_completed}, "
-                          f"next_epoch={self.epochs_completed + 1}, global_step={trainer.global_step})")
+                                 f"next_epoch={self.epochs_completed + 1}, global_step={trainer.global_step})")
         self.stream_log.info(f"Starting training: max_epochs={trainer.max_epochs} "
-                      f"steps_per_epoch={_count(trainer.num_training_batches)}")
+                             f"steps_per_epoch={_count(trainer.num_training_batches)}")
 
     # ------------------------------------------------------------------ epochs and steps
     def _begin_epoch(self, trainer: L.Trainer) -> None:
@@ -431,7 +431,7 @@ class RunctlCallback(L.Callback):
             else:
                 if trainer.is_global_zero:
                     self.stream_log.info(f"Checkpoint saved: {path} (epoch={trainer.current_epoch + 1}, "
-                                  f"step={trainer.global_step}, mid-epoch)")
+                                         f"step={trainer.global_step}, mid-epoch)")
         self._finish("terminated", EXIT_TERMINATED)
 
     def _failed(self, exception: BaseException) -> None:
