@@ -103,11 +103,7 @@ def cmd_train(argv: list[str]) -> int:
         log.error(f"[error] internal: {e.__class__.__name__}: {e}")
         log.error(f"[exit] reason=error status={EXIT_FAILED} epochs_completed={epochs}")
         return EXIT_FAILED
-    if result.reason == "terminated":
-        log.warning("[signal] SIGTERM received: saving checkpoint and stopping")
-    level = log.error if result.reason == "error" else log.info
-    level(f"[exit] reason={result.reason} status={result.status} epochs_completed={result.epochs_completed}")
-    return result.status
+    return result.status  # the stream wrote the final lines ([signal] / [error], then [exit])
 
 
 def cmd_check(argv: list[str]) -> int:

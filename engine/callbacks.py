@@ -1,87 +1,76 @@
-"""Lightning callbacks that write the documented log stream, checkpoints and the metrics CSV."""
+"""The engine's additions to the shared log stream (`engine.stream.RunctlCallback`).
+
+`EngineStream` adds the per-horizon validation lines, `Sharpe:`, the best-model line and
+metrics.csv to the stream every script gets; `GradMonitor` logs gradient norms per module group.
+"""
 
 from __future__ import annotations
 
 import csv
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from engine.logstream import EPOCH_RULE
+from engine.logstream import fnum
+from engine.stream import RunctlCallback
 
 
-def _hms(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "--:--:--"
-    s = int(round(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def _f(x: float | None, spec: str) -> str:
-    if x is None or not math.isfinite(x):
-        return "nan"
-    return format(x, spec)
-
-
-class LogStream(L.Callback):
-    """Epoch starts, progress, losses, per-horizon metrics, Sharpe, epoch summaries, metrics.csv."""
+class EngineStream(RunctlCallback):
+    """The shared stream with the engine's numbers and lines (docs/log-format.md rows 27-34)."""
 
     def __init__(self, log: logging.Logger, progress_every: int, run_dir: Path | None) -> None:
-        self._log = log
-        self.every = max(1, progress_every)
+        super().__init__(run_dir=run_dir, progress_every=max(1, progress_every),
+                         checkpoints=run_dir is not None, logger=log, announce=False)
         self.csv_path = run_dir / "metrics.csv" if run_dir else None
-        self._t0 = 0.0
-        self._steps = 0
-        self._started_epoch = 0  # the epoch this process started (0: none yet)
-        self.epochs_completed = 0
-        self.best_val_loss = math.inf
 
-    def _epoch(self, trainer: L.Trainer) -> int:
-        return trainer.current_epoch + 1
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log.info(EPOCH_RULE)
-        self._log.info(f"[main] Epoch {self._epoch(trainer)}/{trainer.max_epochs}")
-        opt = trainer.optimizers[0] if trainer.optimizers else None
-        if opt is not None:
-            self._log.info(f"Learning rate: {opt.param_groups[0]['lr']:.6f}")
-        self._t0 = time.monotonic()
-        self._steps = 0
-        self._started_epoch = self._epoch(trainer)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        self._steps += 1
-        total = int(trainer.num_training_batches) if math.isfinite(trainer.num_training_batches) else 0
-        step = batch_idx + 1
-        if step % self.every and step != total:
-            return
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
-        rate = self._steps / elapsed
-        eta = (total - step) / rate if total and rate > 0 else math.nan
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        loss_v = float(loss.detach()) if isinstance(loss, torch.Tensor) else math.nan
-        pct = 100.0 * step / total if total else 0.0
-        self._log.info(
-            f"[progress] epoch={self._epoch(trainer)}/{trainer.max_epochs} step={step}/{total} "
-            f"({pct:.0f}%) steps/s={rate:.2f} eta={_hms(eta)} loss={_f(loss_v, '.4f')}"
-        )
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # on_validation_end: the module's on_validation_epoch_end (which computes the metrics)
-        # has run; ModelCheckpoint (always ordered last) saves right after this.
-        if trainer.sanity_checking:
-            return
+    # -- the engine module's own numbers (float64, as metrics.csv has them) ---------------------
+    def train_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
         m: Any = pl_module
-        self._log.info(f"train/total_loss: {_f(m.last_train_loss, '.6f')}")
-        self._log.info(f"val/loss: {_f(m.last_val_loss, '.6f')}")
+        m.last_train_loss = m._reduce_mean(m._train_sum, m._train_n)
+        return float(m.last_train_loss)
+
+    def val_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+        return float(getattr(pl_module, "last_val_loss", math.nan))
+
+    def sharpe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[float, float]:
+        ev = getattr(pl_module, "last_eval", None)
+        return (ev.sharpe, ev.sharpe_ann) if ev is not None else (math.nan, math.nan)
+
+    def epoch_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        values = super().epoch_metrics(trainer, pl_module)
+        values.update(self._eval_row(pl_module))
+        return values
+
+    def _eval_row(self, pl_module: L.LightningModule) -> dict[str, float]:
+        """sharpe, sharpe_ann and `{metric}_h{h}` of the latest validation (the metrics.csv columns)."""
+        m: Any = pl_module
+        ev = m.last_eval
+        if ev is None:
+            return {}
+        row: dict[str, float] = {"sharpe": ev.sharpe, "sharpe_ann": ev.sharpe_ann}
+        for h in m.horizons:
+            for k in ("ic", "rank_ic", "scale", "hit", "mae", "rmse"):
+                row[f"{k}_h{h}"] = ev.per_horizon[h][k]
+        return row
+
+    def error_message(self, exception: BaseException) -> str:
+        from engine.lit_module import NonFiniteLossError
+
+        if isinstance(exception, NonFiniteLossError):
+            return str(exception)
+        return f"internal: {exception.__class__.__name__}: {exception}"
+
+    def wants_traceback(self, exception: BaseException) -> bool:
+        from engine.lit_module import NonFiniteLossError
+
+        return super().wants_traceback(exception) and not isinstance(exception, NonFiniteLossError)
+
+    # -- the engine's extra lines -------------------------------------------------------------
+    def log_validation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        m: Any = pl_module
         ev = m.last_eval
         if ev is None:
             return
@@ -89,109 +78,35 @@ class LogStream(L.Callback):
             r = ev.per_horizon[h]
             scale = r["scale"]
             if math.isfinite(scale) and scale < 0.005:
-                self._log.warning(
+                self.stream_log.warning(
                     f"Low prediction variance for horizon {h}: scale_ratio={scale:.4f}, "
-                    f"yhat_std={_f(r.get('pred_std', math.nan), '.6f')}"
+                    f"yhat_std={fnum(r.get('pred_std', math.nan), '.6f')}"
                 )
-            self._log.info(
-                f"Val metrics (z) h={h}: MAE={_f(r['mae'], '.4f')} RMSE={_f(r['rmse'], '.4f')} "
-                f"IC={_f(r['ic'], '.4f')} RankIC={_f(r['rank_ic'], '.4f')} "
-                f"SCALE(yhat/y)={_f(scale, '.2f')} HIT={_f(r['hit'], '.4f')}"
+            self.stream_log.info(
+                f"Val metrics (z) h={h}: MAE={fnum(r['mae'], '.4f')} RMSE={fnum(r['rmse'], '.4f')} "
+                f"IC={fnum(r['ic'], '.4f')} RankIC={fnum(r['rank_ic'], '.4f')} "
+                f"SCALE(yhat/y)={fnum(scale, '.2f')} HIT={fnum(r['hit'], '.4f')}"
             )
-        self._log.info(f"Sharpe: {_f(ev.sharpe, '.4f')}")
+        self.stream_log.info(f"Sharpe: {fnum(ev.sharpe, '.4f')}")
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        m: Any = pl_module
-        epoch = self._epoch(trainer)
-        if epoch != self._started_epoch:
-            # Lightning replays the end of the epoch a resumed checkpoint was saved in; it was
-            # already reported by the process that trained it.
-            return
-        self.epochs_completed = epoch
-        if m.last_eval is None:  # no validation ran this epoch
-            m.last_train_loss = m._reduce_mean(m._train_sum, m._train_n)
-            self._log.info(f"train/total_loss: {_f(m.last_train_loss, '.6f')}")
-        ev = m.last_eval
-        sharpe = ev.sharpe if ev else math.nan
-        sharpe_ann = ev.sharpe_ann if ev else math.nan
-        self._log.info(
-            f"[epoch-end] epoch={epoch}/{trainer.max_epochs} train_loss={_f(m.last_train_loss, '.6f')} "
-            f"val_loss={_f(m.last_val_loss, '.6f')} sharpe={_f(sharpe, '.4f')} "
-            f"sharpe_ann={_f(sharpe_ann, '.4f')} time={time.monotonic() - self._t0:.1f}s"
-        )
-        if math.isfinite(m.last_val_loss) and m.last_val_loss < self.best_val_loss:
-            self.best_val_loss = m.last_val_loss
-            self._log.info(f"Best model saved (main) (val_loss: {m.last_val_loss:.4f})")
+    def after_epoch(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, improved: bool) -> None:
+        if improved:
+            self.stream_log.info(f"Best model saved (main) (val_loss: {self.best_val_loss:.4f})")
         if trainer.is_global_zero:
-            self._write_csv(epoch, m)
+            self._write_csv(epoch, pl_module)
 
-    def _write_csv(self, epoch: int, m: Any) -> None:
+    def _write_csv(self, epoch: int, pl_module: L.LightningModule) -> None:
         if self.csv_path is None:
             return
+        m: Any = pl_module
         row: dict[str, Any] = {"epoch": epoch, "train_loss": m.last_train_loss, "val_loss": m.last_val_loss}
-        ev = m.last_eval
-        if ev is not None:
-            row["sharpe"] = ev.sharpe
-            row["sharpe_ann"] = ev.sharpe_ann
-            for h in m.horizons:
-                for k in ("ic", "rank_ic", "scale", "hit", "mae", "rmse"):
-                    row[f"{k}_h{h}"] = ev.per_horizon[h][k]
+        row.update(self._eval_row(pl_module))
         new = not self.csv_path.exists()
         with self.csv_path.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(row))
             if new:
                 w.writeheader()
             w.writerow(row)
-
-
-class LoggedCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint (one file per epoch + last) that announces every epoch file it writes."""
-
-    def __init__(self, dirpath: Path, log: logging.Logger) -> None:
-        super().__init__(
-            dirpath=str(dirpath), filename="epoch={epoch:03d}", auto_insert_metric_name=False,
-            save_top_k=-1, save_last=True, every_n_epochs=1, save_on_train_epoch_end=False,
-        )
-        self._log = log
-
-    def format_checkpoint_name(self, metrics: dict[str, Any], filename: str | None = None,
-                               ver: int | None = None, prefix: str | None = None) -> str:
-        """Name epoch files 1-based (epoch=001.ckpt is the first epoch), as the log counts them."""
-        if "epoch" in metrics:
-            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
-        return super().format_checkpoint_name(metrics, filename, ver, prefix)
-
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
-        if Path(filepath).name != "last.ckpt" and trainer.is_global_zero:
-            self._log.info(f"Checkpoint saved: {filepath} (epoch={trainer.current_epoch + 1})")
-
-
-class SigtermCheckpoint(L.Callback):
-    """On SIGTERM (Lightning stops after the current batch) save the mid-epoch state.
-
-    The mid-epoch weights and optimizer go to `interrupted.ckpt`; `last.ckpt` stays the end of
-    the last completed epoch, so `--resume` re-runs the interrupted epoch from its start and every
-    epoch is trained and validated whole (Lightning cannot resume a plain DataLoader mid-epoch).
-    """
-
-    def __init__(self, dirpath: Path | None, log: logging.Logger) -> None:
-        self.dirpath = dirpath
-        self._log = log
-        self.terminated = False
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, SIGTERMException):
-            return
-        self.terminated = True
-        if self.dirpath is None:
-            return
-        path = self.dirpath / "interrupted.ckpt"
-        trainer.save_checkpoint(str(path))
-        if trainer.is_global_zero:
-            self._log.info(
-                f"Checkpoint saved: {path} (epoch={trainer.current_epoch + 1}, step={trainer.global_step}, mid-epoch)"
-            )
 
 
 class GradMonitor(L.Callback):

@@ -14,11 +14,10 @@ from typing import Any
 
 from engine import __version__
 from engine.config import EngineConfig, non_default_items
+from engine.logstream import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_TERMINATED
 
-EXIT_FINISHED = 0
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 3
-EXIT_TERMINATED = 143
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_FINISHED", "EXIT_TERMINATED", "Terminated", "TrainResult",
+           "install_early_sigterm", "log_start", "train"]
 
 _training_started = False
 
@@ -73,16 +72,20 @@ def _devices(cfg: EngineConfig) -> Any:
 
 
 def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Logger) -> TrainResult:
-    """Train per cfg; write checkpoints and metrics.csv under run_dir; return how it ended."""
+    """Train per cfg; write checkpoints and metrics.csv under run_dir; return how it ended.
+
+    The run's final lines (`=== Training Complete ===` / `[signal]` / `[error]`, then `[exit]`)
+    are already written when this returns.
+    """
     global _training_started
     import lightning as L
     import torch
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from engine.callbacks import GradMonitor, LoggedCheckpoint, LogStream, SigtermCheckpoint
+    from engine.callbacks import EngineStream, GradMonitor
     from engine.data import prepare_data
-    from engine.lit_module import EngineModule, NonFiniteLossError
+    from engine.lit_module import EngineModule
     from engine.logstream import quiet_libraries
+    from engine.stream import run_fit
 
     quiet_libraries()  # after importing lightning, which resets its own loggers' levels
 
@@ -111,14 +114,13 @@ def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Lo
         log.info(f"[EMA] weight average on: decay={cfg.train.ema_decay:g}; validation uses the averaged weights, checkpoints "
                  "keep both")
 
+    # The shared stream (engine.stream) writes epochs, progress, losses, [metrics], summaries,
+    # checkpoints (run_dir/checkpoints), the SIGTERM checkpoint and the final [exit] line.
     ckpt_dir = run_dir / "checkpoints" if run_dir else None
-    stream = LogStream(log, tc.progress_every, run_dir)
-    sigterm = SigtermCheckpoint(ckpt_dir, log)
-    callbacks: list[L.Callback] = [stream, sigterm]
+    stream = EngineStream(log, tc.progress_every, run_dir)
+    callbacks: list[L.Callback] = [stream]
     if cfg.train.grad_monitor:
         callbacks.append(GradMonitor(cfg.train.grad_monitor_every, log))
-    if ckpt_dir is not None:
-        callbacks.append(LoggedCheckpoint(ckpt_dir, log))
 
     trainer = L.Trainer(
         max_epochs=tc.max_epochs,
@@ -134,7 +136,7 @@ def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Lo
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        enable_checkpointing=ckpt_dir is not None,
+        enable_checkpointing=False,  # the stream saves its own
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
         default_root_dir=str(run_dir) if run_dir else None,
@@ -147,40 +149,24 @@ def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Lo
             raise FileNotFoundError("--resume needs --run-dir")
         last = ckpt_dir / "last.ckpt"
         if last.exists():
-            meta = torch.load(str(last), map_location="cpu", weights_only=False)
-            done = int(meta.get("epoch", -1)) + 1
-            log.info(f"Resuming from checkpoint {last} (completed_epochs={done}, next_epoch={done + 1}, "
-                     f"global_step={meta.get('global_step', 0)})")
-            ckpt_path = str(last)
+            ckpt_path = str(last)  # the stream logs "Resuming from checkpoint ..." once restored
         elif (ckpt_dir / "interrupted.ckpt").exists():
             log.warning(f"Resuming: no completed epoch in {ckpt_dir}; starting again from epoch 1")
         else:
             raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}")
 
-    steps = len(data.train)
-    if tc.limit_train_batches:
-        steps = min(steps, tc.limit_train_batches)
-    log.info(f"Starting training: max_epochs={tc.max_epochs} steps_per_epoch={steps}")
     _training_started = True
     t0 = time.monotonic()
-    try:
-        trainer.fit(module, ckpt_path=ckpt_path)
-    except SIGTERMException:
-        sigterm.terminated = True
-    except NonFiniteLossError as e:
-        log.error(f"[error] {e}")
-        return TrainResult("error", EXIT_FAILED, stream.epochs_completed)
-    if sigterm.terminated or trainer.received_sigterm:
-        return TrainResult("terminated", EXIT_TERMINATED, stream.epochs_completed)
+    status = run_fit(trainer, module, ckpt_path=ckpt_path)
+    if stream.reason != "finished":
+        return TrainResult(stream.reason or "error", status, stream.epochs_completed)
     best = stream.best_val_loss if math.isfinite(stream.best_val_loss) else math.nan
-    log.info("=== Training Complete ===")
-    log.info(f"Best validation loss: {best:.4f}")
     metrics: dict[str, Any] = {"train_time_s": time.monotonic() - t0}
     ev = module.last_eval
     if ev is not None:
         metrics.update(sharpe=ev.sharpe, sharpe_ann=ev.sharpe_ann,
                        ic={h: ev.per_horizon[h]["ic"] for h in module.horizons})
-    return TrainResult("finished", EXIT_FINISHED, trainer.current_epoch, best, metrics)
+    return TrainResult("finished", status, stream.epochs_completed, best, metrics)
 
 
 def log_start(log: logging.Logger, cfg: EngineConfig, run_dir: Path | None,
