@@ -160,7 +160,7 @@ def test_lock_is_reentrant_across_calls(logs_dir) -> None:
 
 # ---------------------------------------------------------------------------- validation
 @pytest.mark.parametrize(("preset", "sets", "envs", "message"), [
-    ("nope", [], [], r"unknown preset 'nope' .*presets: baseline, "),
+    ("nope", [], [], r"unknown preset 'nope' .*presets: atft_pipeline, baseline, "),
     ("tiny", ["model.no_such_key=1"], [], r"--set model.no_such_key=1"),
     ("tiny", ["model.hidden_size=abc"], [], r"--set model.hidden_size=abc"),
     ("tiny", [], ["SHARPE_WEIGHT=abc"], r"--env SHARPE_WEIGHT=abc"),

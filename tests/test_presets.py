@@ -16,7 +16,7 @@ from tui.presets.registry import PresetRegistry, derive, find_presets_dir, resol
 SHIPPED = Path(__file__).resolve().parent.parent / "presets"
 REG = PresetRegistry(SHIPPED)
 STORY = ["baseline", "exp1_sharpe", "exp2_cosine", "smoke_v2", "full_perday", "head_std010",
-         "var_floor", "layerscale_01", "layerscale_10", "smoke", "tiny"]
+         "var_floor", "layerscale_01", "layerscale_10", "smoke", "tiny", "atft_pipeline"]
 
 
 def test_shipped_names() -> None:
@@ -29,8 +29,11 @@ def test_shipped_preset_loads_resolves_validates(name: str) -> None:
     assert p.description
     assert p.max_epochs is not None
     cfg = resolve(p).validate()
-    assert cfg.train.trainer.max_epochs == p.max_epochs
-    ec.check(p.override_args(), environ=p.env)
+    if p.is_engine:
+        assert cfg is not None and cfg.train.trainer.max_epochs == p.max_epochs
+        ec.check(p.override_args(), environ=p.env)
+    else:  # the original pipeline's preset: its own command, checked without the engine
+        assert cfg is None and p.log_format == "atft" and (p.workdir / p.command[1]).is_file()
     assert REG.check_file(p.path) == []
     names = set(REG.names())
     for action in p.next.values():

@@ -132,7 +132,7 @@ def test_user_script_writes_the_whole_stream(finished_run: tuple[subprocess.Comp
 def test_controller_follows_the_user_script(finished_run: tuple[subprocess.CompletedProcess, Path],
                                             tmp_path: Path) -> None:
     """The TUI's own reader turns the user script's log into the run state, as for the engine."""
-    from tui.follow import read_state
+    from tui.state.follow import read_state
 
     log = tmp_path / "run.log"
     log.write_text(finished_run[0].stdout)
@@ -279,7 +279,7 @@ def test_without_the_callback_the_script_is_plain_lightning(tmp_path: Path) -> N
     r = user("--run-dir", str(run_dir), "--max-epochs", "2", "--no-callback")
     assert r.returncode == 0, r.stderr[-3000:]
     assert not any(LINE.match(line) for line in r.stdout.splitlines())
-    with (run_dir / "metrics.csv").open() as fh:
+    with next(run_dir.glob("version_*/metrics.csv")).open() as fh:
         rows = list(csv.DictReader(fh))
     assert {"epoch", "val_acc", "val_loss", "train_acc"} <= set(rows[0])
     assert sorted({int(row["epoch"]) for row in rows}) == [0, 1]

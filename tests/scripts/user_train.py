@@ -6,7 +6,7 @@ Its own tiny classifier on random torch data; nothing of the engine's model, dat
                                        [--sleep S] [--fail-epoch E] [--setup-sleep S] [--own-checkpoint]
                                        [--plain-fit]
 
---no-callback: plain Lightning only (CSVLogger metrics.csv under DIR, a ModelCheckpoint writing
+--no-callback: plain Lightning only (CSVLogger DIR/version_N/metrics.csv, a ModelCheckpoint writing
 DIR/checkpoints/last.ckpt, no progress bar). --own-checkpoint: the instrumented run also has its
 own ModelCheckpoint (the callback announces that one's files). --fail-epoch: raise in that epoch;
 --setup-sleep: wait in the module's setup hook (a window before training starts); --plain-fit:
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.no_callback:
         run_dir = Path(args.run_dir or ".")
-        trainer = L.Trainer(**plain, logger=CSVLogger(run_dir, name="", version=""),  # type: ignore[arg-type]
+        # CSVLogger's default layout: run_dir/version_N/metrics.csv, a new version per process
+        trainer = L.Trainer(**plain, logger=CSVLogger(run_dir, name=""),  # type: ignore[arg-type]
                             callbacks=[ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True)])
         trainer.fit(model, train, val, ckpt_path=args.ckpt)
         return 0

@@ -35,7 +35,11 @@ def cmd_presets(ctx: Context, a: argparse.Namespace) -> int:
             say(f"env       {k}={v}")
         for k, v in p.overrides.items():
             say(f"override  {k}={value_text(v)}")
-        say("engine    python -m engine train " + " ".join(p.engine_args()))
+        say(f"{'engine' if p.is_engine else 'command':<9} {p.command_text()}")
+        if p.resume_args:
+            say(f"resume    + {' '.join(p.resume_args)}")
+        if not p.is_engine:
+            say(f"log       {p.log_format}" + (f", metrics {p.metrics_csv}" if p.metrics_csv else ""))
         for c in p.criteria:
             say(f"criterion {c.label}")
         for cp in p.checkpoints:

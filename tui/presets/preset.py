@@ -11,6 +11,7 @@ import difflib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -215,6 +216,12 @@ class Preset:
         assert self.command is not None
         values = self.placeholder_values(run_dir, run)
         return [expand(a, values) for a in self.command] + self.override_args()
+
+    def command_text(self) -> str:
+        """The command line a run of this preset starts (placeholders shown unexpanded)."""
+        if self.command is None:
+            return "python -m engine train " + " ".join(self.engine_args())
+        return shlex.join([*self.command, *self.override_args()]) + f"   (in {self.workdir})"
 
     def override_args(self) -> list[str]:
         """The overrides as engine `key=value` arguments."""

@@ -210,6 +210,8 @@ class RunStore:
         """Apply liveness and the manifest to a state read from the log (mutates and returns it)."""
         st.run = m.run
         st.pid = m.pid
+        if st.source_format is None and m.log_format != "auto":
+            st.source_format = m.log_format  # the preset says what the log is, before it says it
         if alive is None:
             alive = self.is_running(m)
         if alive:

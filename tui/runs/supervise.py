@@ -27,7 +27,9 @@ def exit_line(status: int, terminated: bool, when: float | None = None) -> str:
     """The line appended for a command that wrote none (Hydra shape, logger `runctl`)."""
     t = time.time() if when is None else when
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f",{int(t * 1000) % 1000:03d}"
-    reason = "finished" if status == 0 else "terminated" if terminated or status == 143 else "error"
+    # told to stop (the group got SIGTERM): terminated, whatever status the script chose (plain
+    # Lightning exits 0 on SIGTERM); else finished only on status 0
+    reason = "terminated" if terminated or status == 143 else "finished" if status == 0 else "error"
     level = "ERROR" if reason == "error" else "INFO"
     return f"[{stamp}][runctl][{level}] - [exit] reason={reason} status={status}\n"
 

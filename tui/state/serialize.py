@@ -55,4 +55,5 @@ def state_json(st: RunData) -> dict[str, Any]:
         "low_variance": {str(h): v for h, v in sorted(st.low_variance.items())},
         "started_at": st.started_at,
         "last_time": st.last_time,
+        "source_format": st.source_format,
     }

@@ -62,7 +62,7 @@ def describe(p: Preset) -> str:
     lines += [f"  {escape(k)}={escape(value_text(v))}" for k, v in p.overrides.items()]
     if p.max_epochs is None and not p.overrides:
         lines.append("  (none)")
-    lines += ["", "[b]engine[/b]", "  " + escape(" ".join(["train", *p.engine_args()]))]
+    lines += ["", f"[b]{'engine' if p.is_engine else 'command'}[/b]", "  " + escape(p.command_text())]
     return "\n".join(lines)
 
 
