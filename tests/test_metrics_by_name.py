@@ -152,3 +152,20 @@ def test_read_state_folds_the_csv_beside_the_log(tmp_path: Path) -> None:
     log.write_text("plain stdout of a script\n")
     st = read_state(log, metrics_csv=str(tmp_path / "run" / "**" / "metrics.csv"))
     assert [r.metrics.get("val_acc") for r in st.epochs] == [0.6, 0.7] and st.epoch == 2
+
+
+def test_plain_text_views_show_own_metrics(tmp_path: Path) -> None:
+    from tui.cli.textview import ProgressPrinter, render_status
+
+    (tmp_path / "own.toml").write_text(PRESET)
+    preset = PresetRegistry(tmp_path).get("own")
+    lines = [H + "runctl callback 0.1 starting: pid=1 run_dir=/r/own_1", H + "[main] Epoch 1/3",
+             H + "[metrics] epoch=1 val_acc=0.65 f1=0.5"]
+    st = _fold(lines)
+    text = render_status(st, None, None, preset)
+    header = next(line for line in text.splitlines() if "train_loss" in line)
+    assert header.split()[-2:] == ["val_acc", "f1"]  # the preset's first, then what the run logs
+    assert text.splitlines()[text.splitlines().index(header) + 1].split()[-2:] == ["0.6500", "0.5000"]
+    said: list[str] = []
+    ProgressPrinter(said.append, preset=preset).update(st)  # reported at its [metrics] line
+    assert any(s.startswith("Epoch 1/3:") and "val_acc=0.6500" in s and "sharpe" not in s for s in said)

@@ -53,7 +53,7 @@ def follow(ctx: Context, m: Manifest, interval: float = 1.0) -> int:
     """Print the run's progress until its process ends; 0 only if it finished."""
     preset = ctx.preset(m.preset)
     return follow_run(ctx.store, m, lambda st: ctx.judge(preset, st), say,
-                      preset.default_horizon if preset is not None else 20, interval)
+                      preset.default_horizon if preset is not None else 20, interval, preset=preset)
 
 
 # ------------------------------------------------------------------------------ kill / runs

@@ -15,9 +15,10 @@ from tui.state.run import RunState
 def follow_run(
     store: RunStore, m: Manifest, judge: Callable[[RunState], dict[str, Any] | None], say: Say,
     horizon: int = 20, interval: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+    preset: Any = None,
 ) -> int:
     """Print the run's progress until its process ends; 0 only if it finished."""
-    printer = ProgressPrinter(say, horizon)
+    printer = ProgressPrinter(say, horizon, preset=preset)
     tail = RunTail(store, store.log_path(m.run), m)
     try:
         while True:

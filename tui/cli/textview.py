@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from tui.judge.conditions import MARKS
+from tui.judge.conditions import MARKS, own_metrics, own_value
 from tui.presets.preset import LEVELS
 from tui.state.records import PHASES, EpochRecord
 from tui.state.run import RunState
@@ -43,12 +43,16 @@ def _scale_min(rec: EpochRecord) -> float | None:
     return min(vals) if vals else None
 
 
-def epoch_line(rec: EpochRecord, n: int | None, horizon: int) -> str:
-    """One line per validated epoch (the `--follow` and timeline form)."""
-    h = rec.horizons.get(horizon)
-    return (f"Epoch {rec.epoch}/{n or '?'}: train_loss={num(rec.train_loss)} "
-            f"val_loss={num(rec.val_loss)} sharpe={num(rec.sharpe)} "
-            f"IC(h{horizon})={num(h.ic if h else None)} SCALE(min)={num(_scale_min(rec), 2)}")
+def epoch_line(rec: EpochRecord, n: int | None, horizon: int, own: Sequence[str] = ()) -> str:
+    """One line per validated epoch (the `--follow` and timeline form); `own`: metrics of other
+    names (a user script's), shown instead of the engine's Sharpe / IC / SCALE when it has none."""
+    line = (f"Epoch {rec.epoch}/{n or '?'}: train_loss={num(rec.train_loss)} "
+            f"val_loss={num(rec.val_loss)}")
+    if rec.sharpe is not None or rec.horizons or not own:
+        h = rec.horizons.get(horizon)
+        line += (f" sharpe={num(rec.sharpe)} IC(h{horizon})={num(h.ic if h else None)} "
+                 f"SCALE(min)={num(_scale_min(rec), 2)}")
+    return line + "".join(f" {k}={num(own_value(rec, k))}" for k in own)
 
 
 def render_status(
@@ -85,14 +89,18 @@ def render_status(
     for key, label in PHASES:
         detail = st.phase_details.get(key)
         out.append(f"  [{'x' if st.phases.get(key) else ' '}] {label}" + (f": {detail}" if detail else ""))
+    own = own_metrics(preset, st)
+    width = {k: max(9, len(k)) for k in own}
     out += ["", "Epochs", f"  {'epoch':>5} {'train_loss':>10} {'val_loss':>10} {'sharpe':>8} "
-            f"{'IC(h' + str(horizon) + ')':>9} {'SCALE min':>9} {'time':>8}"]
+            f"{'IC(h' + str(horizon) + ')':>9} {'SCALE min':>9} {'time':>8}"
+            + "".join(f" {k:>{width[k]}}" for k in own)]
     for r in st.epochs:
         h = r.horizons.get(horizon)
         took = (r.ended_at - r.started_at) if r.ended_at and r.started_at else None
         out.append(f"  {r.epoch:>5} {num(r.train_loss, 6):>10} {num(r.val_loss, 6):>10} "
                    f"{num(r.sharpe):>8} {num(h.ic if h else None):>9} "
-                   f"{num(_scale_min(r), 2):>9} {duration(took):>8}")
+                   f"{num(_scale_min(r), 2):>9} {duration(took):>8}"
+                   + "".join(f" {num(own_value(r, k)):>{width[k]}}" for k in own))
     if not st.epochs:
         out.append("  (no epoch yet)")
     p = st.progress
@@ -133,7 +141,9 @@ def _verdict_lines(v: dict[str, Any]) -> list[str]:
 class ProgressPrinter:
     """Turns successive RunStates into one line per new happening (for `launch --follow`)."""
 
-    def __init__(self, say: Say, horizon: int = 20, progress_every_s: float = 15.0) -> None:
+    def __init__(self, say: Say, horizon: int = 20, progress_every_s: float = 15.0,
+                 preset: Any = None) -> None:
+        self.preset = preset
         self.say = say
         self.horizon = horizon
         self.progress_every_s = progress_every_s
@@ -155,11 +165,11 @@ class ProgressPrinter:
                 lr = f" (lr {r.lr:.6f})" if r.lr is not None else ""
                 self.say(f"Epoch {r.epoch}/{st.max_epochs or '?'} started{lr}")
             later = any(o.epoch > r.epoch for o in st.epochs)
-            done = r.validated and (r.sharpe is not None or later or st.state in
-                                    ("finished", "crashed", "killed"))
+            done = r.validated and (r.sharpe is not None or r.metrics_final or later
+                                    or st.state in ("finished", "crashed", "killed"))
             if done and r.epoch not in self._reported:
                 self._reported.add(r.epoch)
-                self.say(epoch_line(r, st.max_epochs, self.horizon))
+                self.say(epoch_line(r, st.max_epochs, self.horizon, own_metrics(self.preset, st)))
         p = st.progress
         now = time.monotonic()
         where = (p.epoch, p.step)

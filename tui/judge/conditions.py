@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import re
 
-from tui.presets.preset import HORIZON_METRICS, Condition, Preset, metric_key, metric_name_problem
+from tui.presets.preset import (
+    HORIZON_METRICS,
+    METRICS,
+    Condition,
+    Preset,
+    metric_key,
+    metric_name_problem,
+)
 from tui.state.records import EpochRecord, finite_or_none
 from tui.state.run import RunState
 
@@ -79,9 +86,28 @@ def epoch_complete(state: RunState, rec: EpochRecord) -> bool:
     return rec.sharpe is not None or rec.metrics_final or later or state.state in TERMINAL
 
 
+def own_value(rec: EpochRecord, name: str) -> float | None:
+    """One epoch's value of a metric of another name (None: not logged, or not finite)."""
+    return finite_or_none(rec.metrics.get(name))
+
+
 def max_epochs_of(preset: Preset, state: RunState) -> int | None:
     """The run's epoch budget: from the log if known, else the preset."""
     return state.max_epochs or preset.max_epochs
+
+
+def own_metrics(preset: Preset | None, state: RunState, limit: int = 4) -> list[str]:
+    """The metrics of other names worth a timeline column: those the preset judges on, then the
+    ones the run logs (sorted), at most `limit`. Empty for a run with only the built-in ones."""
+    names: dict[str, None] = {}
+    if preset is not None:
+        conds = [c.condition for c in preset.criteria if c.condition is not None]
+        conds += [c for cp in preset.checkpoints for r in cp.rules for c in r.when]
+        names.update((c.metric, None) for c in conds if c.metric not in METRICS)
+    logged = sorted({k for r in state.epochs for k in r.metrics} - set(METRICS) - set(names)
+                    - {"train/total_loss", "val/loss", "sharpe_ann"})
+    names.update((k, None) for k in logged if not k.startswith(("ic_h", "rank_ic_h", "scale_h")))
+    return list(names)[:limit]
 
 
 def summary_metrics(state: RunState) -> dict[str, float]:

@@ -13,7 +13,7 @@ from engine import config as ec
 from tui.judge.conditions import TERMINAL, epoch_complete, max_epochs_of
 from tui.judge.results import Verdicts
 from tui.presets.baselines import Baselines
-from tui.presets.preset import Preset, PresetError, value_text
+from tui.presets.preset import METRICS, Preset, PresetError, split_metric_key, value_text
 from tui.state.records import PHASES
 from tui.state.run import RunState
 
@@ -232,12 +232,15 @@ def _baselines(v: Verdicts, baselines: Baselines | None, name: str) -> list[str]
     lines = ["## 📊 Baseline Comparison", ""]
     runs = baselines.runs if baselines else ((v.baseline,) if v.baseline else ())
     if runs:
+        own = sorted({k for b in runs for k in b.metrics if split_metric_key(k)[0] not in METRICS})
         lines += ["**Previous Experiments**:", "",
-                  "| Experiment | Config | Sharpe | IC (h20) | SCALE | Status |",
-                  "|------------|--------|--------|----------|-------|--------|"]
+                  "| Experiment | Config | Sharpe | IC (h20) | SCALE | " + "".join(f"{k} | " for k in own)
+                  + "Status |",
+                  "|------------|--------|--------|----------|-------|" + "---|" * len(own) + "--------|"]
         for b in runs:
             lines.append(f"| {b.name} | {b.config} | {_num(b.metrics.get('sharpe'))} | "
-                         f"{_num(b.metrics.get('ic_h20'))} | {_num(b.metrics.get('scale'), 2)} | {b.status} |")
+                         f"{_num(b.metrics.get('ic_h20'))} | {_num(b.metrics.get('scale'), 2)} | "
+                         + "".join(f"{_num(b.metrics.get(k))} | " for k in own) + f"{b.status} |")
         lines.append("")
     ref = f" (baseline: {v.baseline.name})" if v.baseline else ""
     lines += [f"**Current {name}**{ref}:", "",
