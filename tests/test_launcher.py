@@ -235,7 +235,11 @@ class ChainLauncher:
         put_manifest(self.store, run, self.store.get(run).preset, GONE, state="killed")
         return f"{run}: stopped"
 
-    def launch(self, preset: str, parent: str | None = None) -> Manifest:
+    def prepare(self, preset: str, sets=(), envs=()):  # noqa: ANN001, ANN201
+        return self.registry.get(preset)
+
+    def launch(self, preset: str, sets=(), envs=(), name=None, parent: str | None = None,  # noqa: ANN001
+               presets_dir=None) -> Manifest:  # noqa: ANN001
         self.calls.append(("launch", preset, parent or ""))
         child = "smoke_20261123_220000"
         self.store.log_path(child).write_bytes((DATA / "app_smoke_crashed.log").read_bytes())

@@ -12,9 +12,11 @@ from typing import Any
 from tui.cli.context import Context
 from tui.cli.follow import follow_run
 from tui.cli.preset_commands import cmd_baseline, cmd_presets
+from tui.cli.queue_commands import cmd_queue, enqueue, wake_runner
 from tui.cli.textview import clock, num, render_status, say
 from tui.errors import RunctlError
 from tui.runs import procs
+from tui.runs.launcher import GpusBusy
 from tui.runs.store import TERMINAL, Manifest
 from tui.runs.tail import RunTail
 from tui.state.run import RunState
@@ -25,9 +27,23 @@ SERVE_HOST, SERVE_PORT = "localhost", 8000  # `runctl tui --serve` defaults (tex
 
 # ---------------------------------------------------------------------------------- launch
 def cmd_launch(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl launch`."""
-    m = ctx.launcher().launch(a.preset, a.sets, a.envs, name=a.name, autopilot=a.autopilot,
-                              presets_dir=ctx.presets_dir)
+    """`runctl launch` (`--queue`: wait in the queue when the GPUs are taken)."""
+    try:
+        m = ctx.launcher().launch(a.preset, a.sets, a.envs, name=a.name, autopilot=a.autopilot,
+                                  presets_dir=ctx.presets_dir)
+    except GpusBusy as e:
+        if not getattr(a, "queue", False):
+            raise RunctlError(f"{e} (runctl launch {a.preset} --queue)") from None
+        if a.autopilot:
+            raise RunctlError("--queue with --autopilot: queue the run, then start the autopilot "
+                              "once it runs") from None
+        item = enqueue(ctx, a.preset, a.sets, a.envs, a.name)
+        if a.json:
+            say(json.dumps({"queued": item.id, "preset": item.preset, "gpus": item.gpus}))
+        else:
+            say(f"{e}\nqueued {item.id}: {item.preset} starts when {item.gpus} GPU(s) are free "
+                f"(runctl queue)")
+        return 0
     _started(m, a.json, "launched")
     return follow(ctx, m) if a.follow else 0
 
@@ -221,9 +237,11 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
 
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
             "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
-            "baseline": cmd_baseline}
+            "baseline": cmd_baseline, "queue": cmd_queue}
 
 
 def dispatch(a: argparse.Namespace) -> int:
-    """Run the parsed command (no command: the TUI)."""
-    return COMMANDS[a.cmd or "tui"](Context(a), a)
+    """Run the parsed command (no command: the TUI); restart the queue runner if it died."""
+    ctx = Context(a)
+    wake_runner(ctx)
+    return COMMANDS[a.cmd or "tui"](ctx, a)

@@ -52,6 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--follow", action="store_true", help="print progress until the run ends")
     sp.add_argument("--autopilot", type=int, nargs="?", const=3, default=0, metavar="N",
                     help="follow verdicts and launch up to N next presets (default 3)")
+    sp.add_argument("--queue", action="store_true",
+                    help="when the GPUs it needs are taken, wait in the queue instead of failing")
+
+    sp = cmd("queue", "presets waiting for GPUs: list, add, remove")
+    sp.add_argument("--json", action="store_true")
+    qsub = sp.add_subparsers(dest="qcmd", parser_class=_Parser)
+    qa = qsub.add_parser("add", help="queue PRESET (validated like launch)")
+    _common(qa, top=False)
+    qa.add_argument("preset")
+    qa.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    qa.add_argument("--env", dest="envs", action="append", default=[], metavar="NAME=VALUE")
+    qa.add_argument("--name", default=None, help="run name (default: the preset's)")
+    qa.add_argument("--json", action="store_true")
+    qr = qsub.add_parser("rm", help="remove a waiting item")
+    _common(qr, top=False)
+    qr.add_argument("item")
 
     sp = cmd("runs", "list runs with state and headline metrics")
     sp.add_argument("--json", action="store_true")

@@ -39,7 +39,7 @@ FIELD_KEYS = {"train.trainer.max_epochs": "max_epochs", "data.path": "data_path"
 _TOP_KEYS = (
     "description", "extends", "env", "overrides", "max_epochs", "data_path", "default_horizon",
     "baseline", "timeline", "criteria", "checkpoints", "next",
-    "command", "resume_args", "cwd", "log_format", "metrics_csv",
+    "command", "resume_args", "cwd", "log_format", "metrics_csv", "gpus",
 )
 # Keys whose errors are only errors for the bundled engine: `{"overrides": {key: message}}`.
 ENGINE_ONLY = "engine_errors"
@@ -210,6 +210,10 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
             out[k] = w.typed(raw[k], int, k, "an integer")
             if out[k] <= 0:
                 raise w.err(k, f"{out[k]} must be > 0")
+    if "gpus" in raw:
+        out["gpus"] = w.typed(raw["gpus"], int, "gpus", "a number of GPUs")
+        if out["gpus"] < 0:
+            raise w.err("gpus", f"{out['gpus']} must be >= 0")
     if "env" in raw:
         env = w.table(raw["env"], "env", raw["env"].keys() if isinstance(raw["env"], dict) else ())
         out["env"] = {k: env_value(w, k, v, "env") for k, v in env.items()}

@@ -191,6 +191,7 @@ class Preset:
     log_format: str = "auto"
     metrics_csv: str | None = None  # a path or glob, may use {run_dir} and {run}
     origins: dict[str, Path] = field(default_factory=dict)  # key -> the file that set it
+    gpus: int | None = None  # GPUs a run reserves (None: 1 where the box has GPUs, else 0)
 
     @property
     def is_engine(self) -> bool:

@@ -135,6 +135,11 @@ def _parse_sets(preset: Preset, sets: Iterable[str], envs: Iterable[str]) -> dic
     for text in sets:
         try:
             key, value = ec.parse_override(text)
+            if key == "gpus":  # the preset's own key, not the program's
+                if not value.strip().isdigit():
+                    raise PresetError(f"--set {text}: gpus must be a number of GPUs >= 0")
+                changes["gpus"] = int(value)
+                continue
             # a command takes any key=value (passed on as is); the engine's keys are typed
             typed = typed_override(key, value, from_text=True) \
                 if preset.is_engine or key in FIELD_KEYS else value
@@ -183,7 +188,7 @@ def derive(
     changed = ", ".join(sets + envs) or "no changes"
     doc: dict[str, Any] = {"description": f"{parent.description} [derived from {name}: {changed}]",
                            "extends": name}
-    for fld in ("max_epochs", "data_path"):
+    for fld in ("max_epochs", "data_path", "gpus"):
         if fld in ch:
             doc[fld] = ch[fld]
     if ch["env"]:

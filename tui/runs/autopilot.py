@@ -23,6 +23,8 @@ from typing import Any
 
 from tui.errors import RunctlError
 from tui.runs import procs
+from tui.runs.queue import RunQueue, gpus_needed
+from tui.runs.queue_runner import start_head
 from tui.runs.store import Manifest, RunStore
 from tui.runs.tail import RunTail
 from tui.state.run import RunState
@@ -105,7 +107,8 @@ class Autopilot:
                 try:
                     if d.action == "stop_and_launch":
                         self.say(self.launcher.kill(run, STOP_GRACE_S, by="autopilot"))
-                    child = self.launcher.launch(d.preset, parent=run)
+                    assert d.preset is not None  # launch decisions name a preset
+                    child = self._submit(d.preset, run)
                 except RunctlError as e:
                     self._record(run, replace(d, action="failed", why=f"{d.why}; {e}"))
                     return 1
@@ -120,6 +123,29 @@ class Autopilot:
                 tail = self._tail(run)
         finally:
             tail.close()
+
+    def _submit(self, preset: str, parent: str) -> Manifest:
+        """The next step goes through the queue (in order with everything else waiting for GPUs);
+        wait until the queue runner has started it."""
+        need = gpus_needed(self.launcher, preset)
+        queue = RunQueue(self.store)
+        item = queue.add(preset, self.launcher.registry.directory, gpus=need, parent=parent)
+        self.say(f"queued {item.id}: {preset} (waits for {need} GPU(s))")
+        while True:
+            now = queue.find(item.id)
+            if now is None:
+                raise RunctlError(f"queue item {item.id} ({preset}) was removed from the queue")
+            if now.error:
+                raise RunctlError(f"queue item {item.id} ({preset}) could not start: {now.error}")
+            if now.run is not None:
+                return self.store.get(now.run)
+            waiting = queue.load().waiting
+            if waiting and waiting[0].id == item.id:  # at the head: start it here, in order
+                if start_head(queue, lambda _: self.launcher, self.say) != "waiting":
+                    continue
+            else:
+                queue.ensure_runner()  # the items ahead are the runner's
+            self.sleep(min(self.poll_s, 1.0))
 
     def _tail(self, run: str) -> RunTail:
         """The run's log followed from its start: one `LogFollower` per run of the chain."""

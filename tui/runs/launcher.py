@@ -22,6 +22,7 @@ from typing import Any
 from tui.errors import RunctlError
 from tui.presets.preset import expand
 from tui.runs import procs
+from tui.runs.gpus import box_gpus, default_count, held, visible_devices
 from tui.runs.lock import controller_lock
 from tui.runs.store import NAME_RE, Manifest, RunStore
 
@@ -34,6 +35,10 @@ Say = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     """Default `say`: print nothing."""
+
+
+class GpusBusy(RunctlError):
+    """The GPUs a launch needs are held by other runs (it can wait in the queue)."""
 
 
 class Launcher:
@@ -71,31 +76,33 @@ class Launcher:
         if autopilot < 0:
             raise RunctlError(f"--autopilot {autopilot}: must be >= 0")
         with self._lock(f"launch {name}"):
-            for other in self.store.runs():
+            runs = self.store.runs()
+            for other in runs:
                 if other.name == name and self.store.is_running(other):
                     raise RunctlError(
                         f"run {other.run} (pid {other.pid}) named {name!r} is still running; "
                         f"kill it or pick another --name"
                     )
+            need, ids, gpu_env = self.allocate(resolved, runs)
             now = time.time()
             run = self.store.new_run_id(name, now)
             self.store.training_dir.mkdir(parents=True, exist_ok=True)
             log = self.store.log_path(run).resolve()
             run_dir = self.store.run_dir(run).resolve()
             env = {**resolved.env}
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = {"gpus": tuple(ids), "gpus_requested": need}
             if resolved.is_engine:
                 argv = [*self.engine_cmd, "train", "--run-dir", str(run_dir), *resolved.engine_args()]
-                ident = self._start(argv, log, env, run, run_dir)
+                ident = self._start(argv, log, {**env, **gpu_env}, run, run_dir)
             else:
                 argv = resolved.command_argv(run_dir, run)
                 values = resolved.placeholder_values(run_dir, run)
                 csv = expand(resolved.metrics_csv or DEFAULT_METRICS_CSV, values)
-                extra = {"kind": "command", "cwd": str(resolved.workdir),
+                extra |= {"kind": "command", "cwd": str(resolved.workdir),
                          "resume_args": resolved.resume_args, "placeholders": values,
                          "log_format": resolved.log_format, "metrics_csv": csv}
                 run_dir.mkdir(parents=True, exist_ok=True)
-                ident = self._start(argv, log, env, run, run_dir, cwd=resolved.workdir)
+                ident = self._start(argv, log, {**env, **gpu_env}, run, run_dir, cwd=resolved.workdir)
             m = Manifest(
                 run=run, name=name, preset=preset, log=str(log), run_dir=str(run_dir),
                 pid_file=str(self.store.pid_path(name).resolve()), created_at=round(now, 3),
@@ -110,6 +117,31 @@ class Launcher:
                 m = self._start_autopilot(m, autopilot, presets_dir)
                 self.store.save(m)
         return m
+
+    def allocate(self, resolved: Any, runs: list[Manifest] | None = None,
+                 need: int | None = None) -> tuple[int, list[int], dict[str, str]]:
+        """(GPUs needed, the free ones given, the env that gives them); GpusBusy when taken.
+
+        Call under the lock. A box without GPUs gives none and leaves CUDA_VISIBLE_DEVICES alone.
+        """
+        box = box_gpus()
+        if need is None:
+            asked = resolved.gpus if resolved is not None else None
+            need = asked if asked is not None else default_count(box)
+        if need > len(box):
+            where = f"{resolved.path}: gpus = {need}" if resolved is not None else f"{need} GPU(s)"
+            raise RunctlError(f"{where}, but this box has {len(box)} GPU(s) "
+                              f"({'RUNCTL_GPUS' if 'RUNCTL_GPUS' in os.environ else 'NVML'})")
+        if not box:
+            return need, [], {}
+        taken = held(self.store, runs)
+        free = [g for g in box if g not in taken]
+        if need > len(free):
+            who = ", ".join(sorted(set(taken.values())))
+            raise GpusBusy(f"{need} GPU(s) needed, {len(free)} of {len(box)} free (held by {who}); "
+                           f"`--queue` waits for them")
+        ids = free[:need]
+        return need, ids, {"CUDA_VISIBLE_DEVICES": visible_devices(ids)}
 
     def _start(self, argv: list[str], log: Path, env: dict[str, str], run: str | None = None,
                run_dir: Path | None = None, cwd: Path | None = None) -> procs.Identity:
@@ -210,18 +242,20 @@ class Launcher:
                                   f"(no {' or '.join(RESUMABLE)} in {ckpts})")
             log = self.store.log_path(m.run)
             offset = log.stat().st_size if log.exists() else 0
+            _, ids, gpu_env = self.allocate(None, need=m.gpus_requested)
+            env = {**m.env, **gpu_env}
             if m.kind == "command":
                 values = {**m.placeholders, "ckpt": str(resume_checkpoint(ckpts))}
                 argv = [*m.argv, *(expand(a, values) for a in m.resume_args)]
-                ident = self._start(argv, log.resolve(), dict(m.env), m.run, Path(m.run_dir),
+                ident = self._start(argv, log.resolve(), env, m.run, Path(m.run_dir),
                                     cwd=Path(m.cwd or m.run_dir))
             else:
                 argv = list(m.argv)
                 i = argv.index("train") + 1 if "train" in argv else len(argv)
                 argv[i:i] = ["--resume"]
-                ident = self._start(argv, log.resolve(), dict(m.env), m.run, Path(m.run_dir))
+                ident = self._start(argv, log.resolve(), env, m.run, Path(m.run_dir))
             m = replace_state(m, "running", pid=ident.pid, create_time=ident.create_time,
-                              cmdline=ident.cmdline)
+                              cmdline=ident.cmdline, gpus=tuple(ids))
             m = m.with_event("resume", pid=ident.pid, create_time=ident.create_time,
                              log_offset=offset, by=_by())
             self.store.save(m)

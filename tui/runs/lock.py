@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from tui.errors import RunctlError
 
 LOCK_NAME = ".runctl.lock"
 DEFAULT_TIMEOUT = 10.0  # seconds; env RUNCTL_LOCK_TIMEOUT overrides
+_held: dict[str, list[int]] = {}  # lock file -> [holding thread, depth]: re-entered, not re-taken
+_guard = threading.Lock()
 
 
 class LockTimeout(RunctlError):
@@ -36,10 +39,26 @@ def default_timeout() -> float:
 def controller_lock(
     logs_dir: Path | str, what: str = "", timeout: float | None = None
 ) -> Iterator[None]:
-    """Hold an exclusive flock on the lock file; LockTimeout after `timeout` seconds."""
+    """Hold an exclusive flock on the lock file; LockTimeout after `timeout` seconds.
+
+    Re-entrant within one thread (the queue runner launches under the lock it already holds);
+    another thread or process waits.
+    """
     timeout = default_timeout() if timeout is None else timeout
     path = lock_path(logs_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
+    key, me = str(path.resolve()), threading.get_ident()
+    with _guard:
+        held = _held.get(key)
+        if held is not None and held[0] == me:
+            held[1] += 1
+    if held is not None and held[0] == me:
+        try:
+            yield
+        finally:
+            with _guard:
+                held[1] -= 1
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         deadline = time.monotonic() + timeout
@@ -57,9 +76,13 @@ def controller_lock(
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid={os.getpid()} {what}".strip().encode(), 0)
+        with _guard:
+            _held[key] = [me, 1]
         try:
             yield
         finally:
+            with _guard:
+                _held.pop(key, None)
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -64,6 +64,8 @@ class Manifest:
     placeholders: dict[str, str] = field(default_factory=dict)  # {python} {run_dir} {run} {max_epochs}
     log_format: str = "auto"
     metrics_csv: str | None = None  # a Lightning CSVLogger metrics.csv (a glob) read beside the log
+    gpus: tuple[int, ...] = ()  # the GPUs this run's current process holds (CUDA_VISIBLE_DEVICES)
+    gpus_requested: int | None = None  # what its preset asked for (a resume asks again; None: the default)
 
     @property
     def identity(self) -> procs.Identity | None:
@@ -85,7 +87,7 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (lists for tuples)."""
         out = asdict(self)
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args"):
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus"):
             out[k] = list(out[k])
         return out
 
@@ -94,7 +96,7 @@ class Manifest:
         """Parse a manifest; unknown keys are ignored (newer writers)."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in known}
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args"):
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus"):
             if k in kw:
                 kw[k] = tuple(kw[k] or ())
         return cls(**kw)

@@ -1,0 +1,144 @@
+"""GPU slots on one box (RUNCTL_GPUS) and the queue: reservations by process identity, a runner
+that survives its own death, the queue file written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tui.presets.preset import PresetError
+from tui.presets.registry import PresetRegistry, resolve
+from tui.runs import procs
+from tui.runs.gpus import GpuError, box_gpus
+from tui.runs.queue import RunQueue
+from tui.runs.store import RunStore
+
+JOB = """import os, pathlib, sys, time
+print("CVD=" + os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"), flush=True)
+stop = pathlib.Path(sys.argv[1])
+while not stop.exists():
+    time.sleep(0.05)
+"""
+
+
+def test_declared_gpus() -> None:
+    assert box_gpus({"RUNCTL_GPUS": "0,1, 3"}) == [0, 1, 3]
+    assert box_gpus({"RUNCTL_GPUS": ""}) == []
+    with pytest.raises(GpuError, match="RUNCTL_GPUS='0,x': expected GPU indices"):
+        box_gpus({"RUNCTL_GPUS": "0,x"})
+    with pytest.raises(GpuError, match="listed twice"):
+        box_gpus({"RUNCTL_GPUS": "1,1"})
+
+
+def test_gpus_key(tmp_path: Path) -> None:
+    (tmp_path / "g.toml").write_text('gpus = 2\ncommand = ["{python}", "x.py"]\n')
+    reg = PresetRegistry(tmp_path)
+    assert reg.get("g").gpus == 2 and resolve(reg.get("g"), ["gpus=0"]).gpus == 0
+    (tmp_path / "bad.toml").write_text("gpus = -1\n")
+    with pytest.raises(PresetError, match=r"bad\.toml: gpus: -1 must be >= 0"):
+        reg.get("bad")
+    with pytest.raises(PresetError, match="gpus must be a number"):
+        resolve(reg.get("g"), ["gpus=two"])
+
+
+@pytest.fixture
+def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runctl):  # noqa: ANN001, ANN201
+    """Two declared GPUs and a `job` preset (gpus = 1) whose runs end when their stop file appears."""
+    monkeypatch.setenv("RUNCTL_GPUS", "0,1")
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "job.py").write_text(JOB)
+    (presets / "job.toml").write_text('description = "holds a GPU until told"\ngpus = 1\n'
+                                      'command = ["{python}", "job.py", "{run_dir}/stop"]\n')
+    (presets / "big.toml").write_text('extends = "job"\ngpus = 3\n')
+
+    def run(*args: str):  # noqa: ANN202
+        return runctl("--presets", str(presets), *args, env={"RUNCTL_GPUS": "0,1"})
+
+    return run
+
+
+def _cvd(store: RunStore, run: str) -> str | None:
+    log = store.log_path(run)
+    for line in log.read_text().splitlines() if log.exists() else ():
+        if line.startswith("CVD="):
+            return line[4:]
+    return None
+
+
+def _wait(cond, timeout: float = 60.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return bool(cond())
+
+
+def test_three_runs_on_two_gpus(box, logs_dir: Path) -> None:  # noqa: ANN001
+    store = RunStore(logs_dir)
+    a = json.loads(box("launch", "job", "--name", "a", "--json").stdout)["run"]
+    b = json.loads(box("launch", "job", "--name", "b", "--json").stdout)["run"]
+    assert _wait(lambda: _cvd(store, a) is not None and _cvd(store, b) is not None)
+    assert {_cvd(store, a), _cvd(store, b)} == {"0", "1"}  # two at once, distinct GPUs
+    assert store.get(a).gpus + store.get(b).gpus in ((0, 1), (1, 0))
+    busy = box("launch", "job", "--name", "c")
+    assert busy.returncode == 2 and "1 GPU(s) needed, 0 of 2 free" in busy.stderr and "--queue" in busy.stderr
+    assert len(list((logs_dir / "training").glob("c_*"))) == 0  # nothing written
+    too_big = box("queue", "add", "big")
+    assert too_big.returncode == 2 and "gpus = 3, but this box has 2 GPU(s)" in too_big.stderr
+    queued = box("launch", "job", "--name", "c", "--queue", "--json")
+    assert queued.returncode == 0, queued.stderr
+    item = json.loads(queued.stdout)["queued"]
+    listing = json.loads(box("queue", "--json").stdout)
+    assert [i["id"] for i in listing["waiting"]] == [item] and listing["waiting"][0]["gpus"] == 1
+    assert listing["free"] == [] and listing["runner"] is True
+
+    # the runner dies: the queue file is intact and the next runctl command restarts the runner
+    queue = RunQueue(store)
+    ident = queue.runner_identity()
+    assert ident is not None and procs.is_running(ident)
+    os.kill(ident.pid, signal.SIGKILL)
+    assert _wait(lambda: not procs.is_running(ident), 10)
+    assert [i.id for i in queue.load().waiting] == [item]
+    text = box("queue").stdout
+    assert f"1 {item}" in text.replace("  ", " ") or item in text
+    assert queue.runner_alive() and queue.runner_identity() != ident
+
+    # a ends: its GPU goes to c
+    (Path(store.get(a).run_dir) / "stop").touch()
+    assert _wait(lambda: bool(queue.load().started), 60), queue.load()
+    c = queue.load().started[-1].run
+    assert c is not None and _wait(lambda: _cvd(store, c) is not None)
+    assert _cvd(store, c) == _cvd(store, a) and store.get(c).gpus == store.get(a).gpus
+    assert _wait(lambda: not queue.runner_alive(), 15)  # the queue is empty: the runner ended
+    for run in (b, c):
+        (Path(store.get(run).run_dir) / "stop").touch()
+    assert _wait(lambda: store.state(store.get(b)).state == "finished" and
+                 store.state(store.get(c)).state == "finished")
+
+
+def test_queue_add_validates_like_launch_and_rm(box, logs_dir: Path) -> None:  # noqa: ANN001
+    bad = box("queue", "add", "nope")
+    assert bad.returncode == 2 and "unknown preset 'nope'" in bad.stderr
+    bad = box("queue", "add", "job", "--name", "bad name")
+    assert bad.returncode == 2 and "--name 'bad name'" in bad.stderr
+    queue = RunQueue(RunStore(logs_dir))
+    assert not queue.path.exists() or not queue.load().waiting
+    # two GPUs held by this test's own stand-in runs, so the item waits
+    a = json.loads(box("launch", "job", "--name", "a", "--json").stdout)["run"]
+    b = json.loads(box("launch", "job", "--name", "b", "--json").stdout)["run"]
+    item = json.loads(box("queue", "add", "job", "--name", "w", "--json").stdout)
+    assert item["position"] == 1 and item["gpus"] == 1
+    gone = box("queue", "rm", "q9")
+    assert gone.returncode == 2 and f"no waiting queue item 'q9'; waiting: {item['id']}" in gone.stderr
+    assert box("queue", "rm", item["id"]).returncode == 0
+    assert queue.load().waiting == []
+    store = RunStore(logs_dir)
+    for run in (a, b):
+        (Path(store.get(run).run_dir) / "stop").touch()
