@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-cluster bench lint clean
 
 # Create .venv on first use; torch is pinned through constraints.txt (CPU build on these machines).
 $(STAMP): pyproject.toml constraints.txt
@@ -20,6 +20,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The Slurm tests against a real one-node cluster (root and apt: installs slurm-wlm and munge if
+# missing), started in a temporary folder and stopped again whatever the tests do.
+test-cluster: $(STAMP)
+	@P=$$(mktemp -d /tmp/runctl-slurm.XXXXXX); \
+	tests/cluster/slurm.sh start $$P || { tests/cluster/slurm.sh stop $$P; exit 1; }; \
+	SLURM_CONF=$$P/slurm.conf $(BIN)/python -m pytest -q -m slurm tests/test_slurm.py; rc=$$?; \
+	tests/cluster/slurm.sh stop $$P; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

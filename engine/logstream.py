@@ -18,6 +18,7 @@ EXIT_FINISHED = 0  # all epochs ran
 EXIT_BAD_INPUT = 2  # bad config, data or checkpoint path: nothing was written
 EXIT_FAILED = 3  # the run failed while training
 EXIT_TERMINATED = 143  # SIGTERM (128 + 15)
+EXIT_REQUEUED = 75  # SIGUSR1 under Slurm: checkpoint saved, the job requeued (EX_TEMPFAIL: try again)
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 EPOCH_RULE = "=" * 50
 

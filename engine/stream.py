@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 import traceback
@@ -39,6 +40,7 @@ from engine.logstream import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_FINISHED,
+    EXIT_REQUEUED,
     EXIT_TERMINATED,
     configure_logger,
     fnum,
@@ -46,11 +48,26 @@ from engine.logstream import (
 )
 
 __all__ = [
-    "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_FINISHED", "EXIT_TERMINATED", "LOGGER_NAME", "RUN_DIR_ENV",
-    "RunctlCallback", "metric_name", "metrics_line", "run_fit",
+    "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_FINISHED", "EXIT_REQUEUED", "EXIT_TERMINATED", "LOGGER_NAME",
+    "RUN_DIR_ENV", "Requeue", "RunctlCallback", "metric_name", "metrics_line", "run_fit",
 ]
 
 RUN_DIR_ENV = "RUNCTL_RUN_DIR"  # runctl sets it to the run's directory
+SIGNAL_BEFORE_ENV = "RUNCTL_SLURM_SIGNAL_BEFORE"  # runctl's batch script: stop this many s before the end
+REQUEUE_FLAG_ENV = "RUNCTL_REQUEUE_FLAG"  # runctl's shim writes this file when SIGUSR1 arrives
+
+
+def _slurm_end_time(job: str) -> float | None:
+    """The job's end (unix seconds) as `squeue` tells it; None if it cannot say."""
+    try:
+        r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%e"], capture_output=True, text=True, timeout=30)
+        return time.mktime(time.strptime(r.stdout.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+class Requeue(Exception):  # noqa: N818 - it names what happens, not an error
+    """SIGUSR1 in a Slurm job: its time limit is near (sbatch --signal); stop, checkpoint, requeue."""
 LOGGER_NAME = "runctl"  # the logger field of the callback's lines in a user's script
 INTERRUPTED = "interrupted.ckpt"
 LAST = "last.ckpt"
@@ -168,6 +185,10 @@ class RunctlCallback(L.Callback):
         self._train_loss = math.nan
         self._val_loss = math.nan
         self._foreign: list[ModelCheckpoint] = []
+        self._usr1 = False  # SIGUSR1 arrived (a Slurm job near its time limit)
+        self._usr1_prev: Any = None
+        self._deadline: float | None = None  # stop and requeue at this unix time (Slurm job)
+        self._flag: Path | None = None  # runctl's shim writes it when SIGUSR1 arrives
 
     # ------------------------------------------------------------------ numbers (overridable)
     def train_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
@@ -204,7 +225,7 @@ class RunctlCallback(L.Callback):
 
     def wants_traceback(self, exception: BaseException) -> bool:
         """Should `run_fit` print this exception's traceback on stderr?"""
-        return not isinstance(exception, SystemExit | KeyboardInterrupt)
+        return not isinstance(exception, SystemExit | KeyboardInterrupt | Requeue)
 
     # ------------------------------------------------------------------ extra lines (overridable)
     def log_validation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -248,6 +269,34 @@ class RunctlCallback(L.Callback):
             for mc in self._foreign:
                 self._announce_saves(mc)
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # In a Slurm job, SIGUSR1 (sbatch --signal=USR1@N) means the time limit is near. Installed
+        # before Lightning's signal connector, which then leaves SIGUSR1 to this handler.
+        job = os.environ.get("SLURM_JOB_ID", "")
+        if job and threading.current_thread() is threading.main_thread():
+            self._usr1_prev = signal.signal(signal.SIGUSR1, self._on_usr1)
+        # Slurm's --signal has a coarse resolution (it can come late, or before this handler is in
+        # place): runctl's batch script also says how long before the end to stop, and the end is
+        # asked of Slurm once, so the requeue happens in time either way.
+        flag = os.environ.get(REQUEUE_FLAG_ENV, "")
+        self._flag = Path(flag) if job and flag else None
+        before = os.environ.get(SIGNAL_BEFORE_ENV, "")
+        if job.isdigit() and before.isdigit() and trainer.is_global_zero:
+            end = _slurm_end_time(job)
+            if end is not None:
+                self._deadline = end - int(before)
+
+    def _deadline_before(self) -> float:
+        return float(os.environ.get(SIGNAL_BEFORE_ENV, "0") or 0)
+
+    def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
+        self._usr1 = True  # acted on after the current training step
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._usr1_prev is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, self._usr1_prev)
+            self._usr1_prev = None
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not _fitting(trainer):
             return
@@ -290,6 +339,11 @@ class RunctlCallback(L.Callback):
                            batch: Any, batch_idx: int) -> None:
         if not _fitting(trainer):
             return
+        if self.status is None and not self._usr1 and self._flag is not None and self._flag.exists():
+            self._usr1 = True  # runctl's shim took the SIGUSR1 (it can come before our handler)
+        if self.status is None and (self._usr1 or (self._deadline is not None and time.time() >= self._deadline)):
+            raise Requeue("SIGUSR1 received" if self._usr1 else
+                          f"{int(self._deadline_before())} s before the job's end")
         self._steps += 1
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         loss_v = math.nan
@@ -417,21 +471,44 @@ class RunctlCallback(L.Callback):
         if isinstance(exception, SIGTERMException):
             self._terminated(trainer)
             exception.code = EXIT_TERMINATED  # an uncaught SIGTERMException now exits with 143
+        elif isinstance(exception, Requeue):
+            self._requeue(trainer, str(exception))
         else:
             self._failed(exception)
 
+    def _save_interrupted(self, trainer: L.Trainer) -> None:
+        if not (self.checkpoints and self._training and self.ckpt_dir is not None):
+            return
+        path = self.ckpt_dir / INTERRUPTED
+        try:
+            trainer.save_checkpoint(str(path), weights_only=False)
+        except Exception as e:  # keep stopping cleanly; say why there is no checkpoint
+            self.stream_log.warning(f"could not save {path}: {type(e).__name__}: {e}")
+        else:
+            if trainer.is_global_zero:
+                self.stream_log.info(f"Checkpoint saved: {path} (epoch={trainer.current_epoch + 1}, "
+                                     f"step={trainer.global_step}, mid-epoch)")
+
+    def _requeue(self, trainer: L.Trainer, why: str) -> None:
+        job = os.environ.get("SLURM_JOB_ID", "")
+        self.stream_log.warning(f"[signal] Slurm time limit near ({why}): saving checkpoint and "
+                                f"requeueing job {job}")
+        self._save_interrupted(trainer)
+        if trainer.is_global_zero and job.isdigit():
+            try:
+                r = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+                ok, why = r.returncode == 0, (r.stderr or r.stdout).strip()
+            except (OSError, subprocess.TimeoutExpired) as e:
+                ok, why = False, str(e)
+            if not ok:
+                self.stream_log.error(f"[error] scontrol requeue {job} failed: {why}")
+                self._finish("error", EXIT_FAILED)
+                return
+        self._finish("requeued", EXIT_REQUEUED)
+
     def _terminated(self, trainer: L.Trainer) -> None:
         self.stream_log.warning("[signal] SIGTERM received: saving checkpoint and stopping")
-        if self.checkpoints and self._training and self.ckpt_dir is not None:
-            path = self.ckpt_dir / INTERRUPTED
-            try:
-                trainer.save_checkpoint(str(path), weights_only=False)
-            except Exception as e:  # keep stopping cleanly; say why there is no checkpoint
-                self.stream_log.warning(f"could not save {path}: {type(e).__name__}: {e}")
-            else:
-                if trainer.is_global_zero:
-                    self.stream_log.info(f"Checkpoint saved: {path} (epoch={trainer.current_epoch + 1}, "
-                                         f"step={trainer.global_step}, mid-epoch)")
+        self._save_interrupted(trainer)
         self._finish("terminated", EXIT_TERMINATED)
 
     def _failed(self, exception: BaseException) -> None:

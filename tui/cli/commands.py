@@ -30,7 +30,7 @@ def cmd_launch(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl launch` (`--queue`: wait in the queue when the GPUs are taken)."""
     try:
         m = ctx.launcher().launch(a.preset, a.sets, a.envs, name=a.name, autopilot=a.autopilot,
-                                  presets_dir=ctx.presets_dir)
+                                  presets_dir=ctx.presets_dir, backend=getattr(a, "backend", None))
     except GpusBusy as e:
         if not getattr(a, "queue", False):
             raise RunctlError(f"{e} (runctl launch {a.preset} --queue)") from None
@@ -57,9 +57,10 @@ def cmd_resume(ctx: Context, a: argparse.Namespace) -> int:
 
 def _started(m: Manifest, as_json: bool, what: str) -> None:
     if as_json:
-        say(json.dumps({"run": m.run, "pid": m.pid, "log": m.log}))
+        say(json.dumps({"run": m.run, "pid": m.pid, "log": m.log, "job_id": m.job_id}))
     else:
-        say(f"{what} {m.run} (pid {m.pid})\n  log {m.log}\n  follow: runctl status {m.run} --watch")
+        where = f"Slurm job {m.job_id}" if m.backend == "slurm" else f"pid {m.pid}"
+        say(f"{what} {m.run} ({where})\n  log {m.log}\n  follow: runctl status {m.run} --watch")
         if m.autopilot:
             say(f"  autopilot: up to {m.autopilot['steps']} next run(s), "
                 f"supervisor pid {m.autopilot['supervisor']['pid']}")
@@ -93,6 +94,9 @@ def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
         "val_loss": next((r.val_loss for r in reversed(st.epochs) if r.val_loss is not None), None),
         "started_at": m.created_at, "error": st.error, "parent": m.parent,
         "children": list(m.children), "autopilot": bool(m.autopilot),
+        "backend": m.backend, "job_id": m.job_id, "gpus": list(m.gpus),
+        "slurm_state": (info.state if (info := ctx.store.job(m)) is not None else None)
+        if m.backend == "slurm" else None,
     }
 
 
@@ -108,7 +112,8 @@ def cmd_runs(ctx: Context, a: argparse.Namespace) -> int:
     say(f"{'run':<36} {'state':<12} {'pid':>8} {'epoch':>7} {'sharpe':>8}  started")
     for r in rows:
         ep = f"{r['epoch'] or 0}/{r['max_epochs'] or '?'}"
-        say(f"{r['run']:<36} {r['state']:<12} {r['pid'] or '—':>8} {ep:>7} "
+        where = f"job {r['job_id']}" if r["backend"] == "slurm" else r["pid"] or "—"
+        say(f"{r['run']:<36} {r['state']:<12} {where:>8} {ep:>7} "
             f"{num(r['sharpe']):>8}  {clock(r['started_at'])}")
     return 0
 
@@ -159,10 +164,21 @@ def status_json(ctx: Context, m: Manifest | None, log: Path, st: RunState, prese
         "baseline": v.get("baseline"), "criteria": v.get("criteria", []),
         "checkpoints": v.get("checkpoints", []), "recommendation": v.get("recommendation"),
         "table": v.get("table", []), "variance_collapse": v.get("variance_collapse"),
-        "process": procs.stats(m.identity) if m is not None else None,
+        "process": procs.stats(m.identity) if m is not None and m.backend == "local" else None,
+        "slurm": slurm_json(ctx, m),
         "manifest": m.to_json() if m is not None else None,
     })
     return out
+
+
+def slurm_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
+    """A Slurm run's job: id, state, node, pending reason, elapsed, time limit, restarts."""
+    if m is None or m.backend != "slurm":
+        return None
+    info = ctx.store.job(m)
+    base = {"job_id": m.job_id, "job_ids": list(m.job_ids), "state": None, "reason": None, "node": None,
+            "elapsed": None, "time_limit": None, "restarts": None, "exit_code": None, "source": None}
+    return {**base, **(info.to_json() if info is not None else {}), "job_ids": list(m.job_ids)}
 
 
 def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
@@ -181,7 +197,7 @@ def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
                 if a.watch and sys.stdout.isatty():
                     sys.stdout.write("\x1b[H\x1b[2J")
                 say(render_status(st, data["manifest"], ctx.judge(preset, st), preset,
-                                  data["process"], str(log)).rstrip("\n"))
+                                  data["process"], str(log), data["slurm"]).rstrip("\n"))
             ended = st.state in TERMINAL or (m is None and st.exit_reason is not None)
             if not a.watch or ended:
                 return 0

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="follow verdicts and launch up to N next presets (default 3)")
     sp.add_argument("--queue", action="store_true",
                     help="when the GPUs it needs are taken, wait in the queue instead of failing")
+    sp.add_argument("--backend", choices=("local", "slurm"), default=None,
+                    help="where the run goes (default: the preset's backend, else local)")
 
     sp = cmd("queue", "presets waiting for GPUs: list, add, remove")
     sp.add_argument("--json", action="store_true")

@@ -58,6 +58,7 @@ def epoch_line(rec: EpochRecord, n: int | None, horizon: int, own: Sequence[str]
 def render_status(
     st: RunState, manifest: dict[str, Any] | None, verdicts: dict[str, Any] | None,
     preset: Any = None, proc: dict[str, Any] | None = None, log: str | None = None,
+    slurm: dict[str, Any] | None = None,
 ) -> str:
     """The whole state as plain text: header, phases, timeline, metrics, checkpoints, next."""
     m = manifest or {}
@@ -74,6 +75,14 @@ def render_status(
                    f"up {duration(proc['elapsed_s'])}")
     elif pid:
         out.append(f"pid      {pid} " + ("(not running)" if manifest else "(from the log; no manifest)"))
+    if slurm:
+        reason = f" ({slurm['reason']})" if slurm.get("reason") else ""
+        out.append(f"slurm    job {slurm['job_id']} {slurm.get('state') or 'unknown to Slurm'}{reason}"
+                   + (f" on {slurm['node']}" if slurm.get("node") else "")
+                   + (f"  elapsed {slurm['elapsed']}" if slurm.get("elapsed") else "")
+                   + (f" / limit {slurm['time_limit']}" if slurm.get("time_limit") else "")
+                   + (f"  restarts {slurm['restarts']}" if slurm.get("restarts") else "")
+                   + (f"  (jobs {', '.join(slurm['job_ids'])})" if len(slurm.get("job_ids") or []) > 1 else ""))
     out.append(f"log      {log or m.get('log') or '—'}")
     age = f" ({duration(time.time() - st.last_time)} ago)" if st.last_time else ""
     out.append(f"started  {clock(st.started_at or m.get('created_at'))}   last line "

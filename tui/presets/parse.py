@@ -13,6 +13,7 @@ from typing import Any
 
 from engine import config as ec
 from tui.presets.preset import (
+    BACKENDS,
     HORIZON_METRICS,
     LEVELS,
     LOG_FORMATS,
@@ -39,8 +40,11 @@ FIELD_KEYS = {"train.trainer.max_epochs": "max_epochs", "data.path": "data_path"
 _TOP_KEYS = (
     "description", "extends", "env", "overrides", "max_epochs", "data_path", "default_horizon",
     "baseline", "timeline", "criteria", "checkpoints", "next",
-    "command", "resume_args", "cwd", "log_format", "metrics_csv", "gpus",
+    "command", "resume_args", "cwd", "log_format", "metrics_csv", "gpus", "backend", "slurm",
 )
+_SLURM_INTS = {"nodes": 1, "ntasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1, "signal_before": 1}
+_SLURM_STRS = ("partition", "time", "mem", "account", "qos")
+_SLURM_TIME = re.compile(r"^(?:\d+-)?\d+(?::\d{1,2}){0,2}$|^(?:UNLIMITED|INFINITE)$", re.IGNORECASE)
 # Keys whose errors are only errors for the bundled engine: `{"overrides": {key: message}}`.
 ENGINE_ONLY = "engine_errors"
 
@@ -173,6 +177,29 @@ def _command_keys(w: Where, raw: dict[str, Any], out: dict[str, Any]) -> None:
         _arguments(w, [out["metrics_csv"]], "metrics_csv", ("run_dir", "run"))
 
 
+def _slurm(w: Where, raw: Any) -> dict[str, Any]:
+    """The [slurm] table: sbatch settings, each checked (docs/presets.md)."""
+    t = w.table(raw, "slurm", (*_SLURM_STRS, *_SLURM_INTS, "extra"))
+    out: dict[str, Any] = {}
+    for k in _SLURM_STRS:
+        if k in t:
+            out[k] = w.typed(t[k], str, f"slurm.{k}", "a string")
+    if "time" in out and not _SLURM_TIME.match(out["time"].strip()):
+        raise w.err("slurm.time", f"{out['time']!r}: use minutes (\"30\"), \"MM:SS\", \"HH:MM:SS\" "
+                                  f"or \"D-HH:MM:SS\"")
+    for k, low in _SLURM_INTS.items():
+        if k in t:
+            out[k] = w.typed(t[k], int, f"slurm.{k}", "an integer")
+            if out[k] < low:
+                raise w.err(f"slurm.{k}", f"{out[k]} must be >= {low}")
+    if "extra" in t:
+        out["extra"] = w.strings(t["extra"], "slurm.extra")
+        for a in out["extra"]:
+            if not a.startswith("-"):
+                raise w.err("slurm.extra", f"{a!r}: each entry is one sbatch option, e.g. \"--exclusive\"")
+    return out
+
+
 def typed_override(key: str, value: Any, from_text: bool) -> Any:
     """Convert one engine override as the engine would; raise engine ConfigError."""
     cfg = ec.default_config()
@@ -247,6 +274,12 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
     if "next" in raw:
         out["next"] = _next(w, raw["next"])
     _command_keys(w, raw, out)
+    if "backend" in raw:
+        if raw["backend"] not in BACKENDS:
+            raise w.err("backend", f"{raw['backend']!r} is not one of {', '.join(BACKENDS)}")
+        out["backend"] = raw["backend"]
+    if "slurm" in raw:
+        out["slurm"] = _slurm(w, raw["slurm"])
     out["origins"] = {k: path for k in out if k != ENGINE_ONLY}
     return out
 
@@ -255,7 +288,7 @@ def merge_layers(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any
     """Child wins per key; env, overrides and next merge per entry; lists are replaced whole."""
     out = dict(parent)
     for k, v in child.items():
-        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next", "origins") else v
+        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next", "origins", "slurm") else v
     if "overrides" in child:  # a key the child sets again carries the child's own error (if any)
         errors = {k: e for k, e in parent.get(ENGINE_ONLY, {}).items() if k not in child["overrides"]}
         out[ENGINE_ONLY] = {**errors, **child.get(ENGINE_ONLY, {})}

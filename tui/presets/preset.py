@@ -31,6 +31,7 @@ HORIZON_METRICS = ("ic", "rank_ic", "scale")
 # Any other metric a log carries (`[metrics]` lines, a CSVLogger metrics.csv), by its logged name.
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,63}$")
 LOG_FORMATS = ("auto", "runctl", "atft")
+BACKENDS = ("local", "slurm")
 PLACEHOLDERS = ("python", "run_dir", "run", "max_epochs")  # in `command` and `resume_args`
 RESUME_PLACEHOLDERS = (*PLACEHOLDERS, "ckpt")  # `resume_args` only: the checkpoint to continue from
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -192,6 +193,8 @@ class Preset:
     metrics_csv: str | None = None  # a path or glob, may use {run_dir} and {run}
     origins: dict[str, Path] = field(default_factory=dict)  # key -> the file that set it
     gpus: int | None = None  # GPUs a run reserves (None: 1 where the box has GPUs, else 0)
+    backend: str = "local"  # local | slurm
+    slurm: dict[str, Any] = field(default_factory=dict)  # the [slurm] table (tui.runs.slurm.SlurmSpec)
 
     @property
     def is_engine(self) -> bool:

@@ -8,6 +8,7 @@ A run is the bundled engine (`python -m engine train`), or a preset's own `comma
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,9 +22,10 @@ from typing import Any
 
 from tui.errors import RunctlError
 from tui.presets.preset import expand
-from tui.runs import procs
+from tui.runs import procs, slurm
 from tui.runs.gpus import box_gpus, default_count, held, visible_devices
 from tui.runs.lock import controller_lock
+from tui.runs.slurm import SlurmSpec
 from tui.runs.store import NAME_RE, Manifest, RunStore
 
 ENGINE_CMD = (sys.executable, "-m", "engine")
@@ -66,24 +68,33 @@ class Launcher:
     def launch(
         self, preset: str, sets: Sequence[str] = (), envs: Sequence[str] = (),
         name: str | None = None, autopilot: int = 0, parent: str | None = None,
-        presets_dir: Path | None = None,
+        presets_dir: Path | None = None, backend: str | None = None,
     ) -> Manifest:
-        """Validate everything, then start the engine detached and write its manifest."""
+        """Validate everything, then start the run detached (or submit it to Slurm) and write its
+        manifest. `backend` overrides the preset's (local | slurm)."""
         resolved = self.prepare(preset, sets, envs)
         name = name or preset
         if not NAME_RE.match(name):
             raise RunctlError(f"--name {name!r}: use letters, digits, '_', '-', '.'")
         if autopilot < 0:
             raise RunctlError(f"--autopilot {autopilot}: must be >= 0")
+        backend = backend or resolved.backend
+        if backend not in ("local", "slurm"):
+            raise RunctlError(f"--backend {backend!r}: use local or slurm")
+        spec = SlurmSpec.from_json(resolved.slurm) if backend == "slurm" else None
+        if spec is not None:  # before anything is written: the commands, the partition
+            slurm.check_available()
+            if spec.partition:
+                slurm.check_partition(spec.partition)
         with self._lock(f"launch {name}"):
             runs = self.store.runs()
             for other in runs:
                 if other.name == name and self.store.is_running(other):
                     raise RunctlError(
-                        f"run {other.run} (pid {other.pid}) named {name!r} is still running; "
+                        f"run {other.run} ({_where(other)}) named {name!r} is still running; "
                         f"kill it or pick another --name"
                     )
-            need, ids, gpu_env = self.allocate(resolved, runs)
+            need, ids, gpu_env = self.allocate(resolved, runs) if spec is None else (0, [], {})
             now = time.time()
             run = self.store.new_run_id(name, now)
             self.store.training_dir.mkdir(parents=True, exist_ok=True)
@@ -91,32 +102,111 @@ class Launcher:
             run_dir = self.store.run_dir(run).resolve()
             env = {**resolved.env}
             extra: dict[str, Any] = {"gpus": tuple(ids), "gpus_requested": need}
+            values = resolved.placeholder_values(run_dir, run)
             if resolved.is_engine:
                 argv = [*self.engine_cmd, "train", "--run-dir", str(run_dir), *resolved.engine_args()]
-                ident = self._start(argv, log, {**env, **gpu_env}, run, run_dir)
+                if spec is not None and spec.distributed:  # Lightning DDP across the job's tasks
+                    argv += [f"train.trainer.num_nodes={spec.nodes}",
+                             f"train.trainer.devices={spec.ntasks_per_node}", "train.trainer.strategy=ddp"]
             else:
                 argv = resolved.command_argv(run_dir, run)
-                values = resolved.placeholder_values(run_dir, run)
                 csv = expand(resolved.metrics_csv or DEFAULT_METRICS_CSV, values)
                 extra |= {"kind": "command", "cwd": str(resolved.workdir),
-                         "resume_args": resolved.resume_args, "placeholders": values,
-                         "log_format": resolved.log_format, "metrics_csv": csv}
-                run_dir.mkdir(parents=True, exist_ok=True)
-                ident = self._start(argv, log, {**env, **gpu_env}, run, run_dir, cwd=resolved.workdir)
+                          "resume_args": resolved.resume_args, "placeholders": values,
+                          "log_format": resolved.log_format, "metrics_csv": csv}
             m = Manifest(
                 run=run, name=name, preset=preset, log=str(log), run_dir=str(run_dir),
                 pid_file=str(self.store.pid_path(name).resolve()), created_at=round(now, 3),
                 host=socket.gethostname(), argv=tuple(argv), sets=tuple(sets), envs=tuple(envs),
-                env=env, overrides=dict(resolved.overrides), pid=ident.pid,
-                create_time=ident.create_time, cmdline=ident.cmdline, state="running",
-                parent=parent, **extra,
-            ).with_event("launch", pid=ident.pid, create_time=ident.create_time, by=_by())
-            self.store.save(m)
-            self.store.write_pid(m)
+                env=env, overrides=dict(resolved.overrides), state="running", parent=parent, **extra,
+            )
+            if spec is not None:
+                m = self._submit(replace(m, backend="slurm", slurm=spec.to_json(), state="submitting"),
+                                 spec, resume_now=[])
+            else:
+                if not resolved.is_engine:
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                ident = self._start(argv, log, {**env, **gpu_env}, run, run_dir,
+                                    cwd=None if resolved.is_engine else resolved.workdir)
+                m = replace(m, pid=ident.pid, create_time=ident.create_time, cmdline=ident.cmdline
+                            ).with_event("launch", pid=ident.pid, create_time=ident.create_time, by=_by())
+                self.store.save(m)
+                self.store.write_pid(m)
             if autopilot > 0:
                 m = self._start_autopilot(m, autopilot, presets_dir)
                 self.store.save(m)
         return m
+
+    # ------------------------------------------------------------------------------ slurm
+    def _submit(self, m: Manifest, spec: SlurmSpec, resume_now: list[str]) -> Manifest:
+        """Write the batch script and submit it; the manifest is written first (no job is ever left
+        without one) and, if sbatch refuses, removed again with the script (a new run) or left as
+        it was (a resume)."""
+        run_dir = Path(m.run_dir)
+        new_run = not self.store.manifest_path(m.run).exists()
+        if m.kind == "command":
+            restart = [expand(a, {**m.placeholders, "ckpt": slurm.CKPT_MARK}) for a in m.resume_args]
+            resume_on_restart: list[str] | None = restart or None
+        else:
+            resume_on_restart = ["--resume"]
+        job = slurm.BatchJob(run=m.run, run_dir=run_dir, log=Path(m.log),
+                             cwd=Path(m.cwd) if m.cwd else run_dir, argv=list(m.argv), env=dict(m.env),
+                             spec=spec, resume_now=resume_now, resume_on_restart=resume_on_restart)
+        scripts = run_dir / "slurm"
+        created_dir = not run_dir.exists()
+        scripts.mkdir(parents=True, exist_ok=True)
+        script = scripts / f"job-{len(m.job_ids) + 1}.sbatch"
+        if new_run:
+            self.store.save(m)
+        try:
+            script.write_text(slurm.batch_script(job), encoding="utf-8")
+            job_id = slurm.submit(script)
+        except (RunctlError, OSError) as e:
+            script.unlink(missing_ok=True)
+            if new_run:
+                self.store.manifest_path(m.run).unlink(missing_ok=True)
+                if created_dir:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+            if isinstance(e, OSError):
+                raise RunctlError(f"cannot write {script}: {e.strerror or e}") from None
+            raise
+        self.store.jobs.forget(job_id)
+        m = replace(m, job_id=job_id, job_ids=(*m.job_ids, job_id), state="running", pid=None,
+                    create_time=None, cmdline=())
+        m = m.with_event("submit" if new_run else "resume", job_id=job_id, script=str(script), by=_by())
+        self.store.save(m)
+        return m
+
+    def _kill_job(self, m: Manifest, grace: float, say: Say, by: str | None) -> tuple[Manifest, list[str]]:
+        info = self.store.job(m)
+        if info is None or not info.active:
+            state = info.state if info is not None else "unknown to Slurm"
+            raise RunctlError(f"run {m.run} is not running (Slurm job {m.job_id}: {state})")
+        job = m.job_id
+        assert job is not None
+        m = replace_state(m.with_event("kill", job_id=m.job_id, grace=grace, by=by or _by()), "killing")
+        self.store.save(m)
+        if info.state != "RUNNING":
+            slurm.cancel(job)
+            steps = [f"scancel {m.job_id} ({info.state.lower()})"]
+            say(steps[0])
+            return m, steps
+        slurm.signal_job(job, "TERM")
+        steps = [f"SIGTERM -> Slurm job {m.job_id} (run {m.run})"]
+        say(f"{steps[0]}; waiting up to {grace:g}s for checkpoint-and-exit")
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            self.store.jobs.forget(job)
+            now = self.store.job(m)
+            if now is None or not now.active:
+                steps.append("exited after SIGTERM")
+                say(f"run {m.run} exited after SIGTERM")
+                return m, steps
+            time.sleep(0.5)
+        slurm.cancel(job)
+        steps.append(f"still running after {grace:g}s: scancel {m.job_id}")
+        say(steps[-1])
+        return m, steps
 
     def allocate(self, resolved: Any, runs: list[Manifest] | None = None,
                  need: int | None = None) -> tuple[int, list[int], dict[str, str]]:
@@ -188,6 +278,13 @@ class Launcher:
         run = self.store.get(run).run  # unknown: say so before touching anything
         with self._lock(f"kill {run}"):
             m = self.store.get(run)
+            if m.backend == "slurm":
+                m, steps = self._kill_job(m, grace, say, by)
+                m = replace_state(m, "killed", history=(*m.history[:-1], {**m.history[-1],
+                                  "done_at": round(time.time(), 3)}))
+                self.store.save(m)
+                self.store.jobs.forget(m.job_id)
+                return "; ".join(steps)
             ident = m.identity
             if ident is None:
                 raise RunctlError(f"run {m.run} has no recorded process")
@@ -232,7 +329,7 @@ class Launcher:
         with self._lock(f"resume {run}"):
             m = self.store.get(run)
             if self.store.is_running(m):
-                raise RunctlError(f"run {m.run} is still running (pid {m.pid}); kill it first")
+                raise RunctlError(f"run {m.run} is still running ({_where(m)}); kill it first")
             ckpts = Path(m.run_dir) / "checkpoints"
             if m.kind == "command" and not m.resume_args:
                 raise RunctlError(f"run {m.run} cannot be resumed: its preset {m.preset!r} has no "
@@ -242,6 +339,12 @@ class Launcher:
                                   f"(no {' or '.join(RESUMABLE)} in {ckpts})")
             log = self.store.log_path(m.run)
             offset = log.stat().st_size if log.exists() else 0
+            if m.backend == "slurm":  # a new job on the same run folder and log
+                spec = SlurmSpec.from_json(m.slurm)
+                slurm.check_available()
+                now_args = [expand(a, {**m.placeholders, "ckpt": str(resume_checkpoint(ckpts))})
+                            for a in m.resume_args] if m.kind == "command" else ["--resume"]
+                return self._submit(replace(m, state="running"), spec, resume_now=now_args)
             _, ids, gpu_env = self.allocate(None, need=m.gpus_requested)
             env = {**m.env, **gpu_env}
             if m.kind == "command":
@@ -281,6 +384,11 @@ def replace_state(m: Manifest, state: str, **kw: Any) -> Manifest:
 def replace_autopilot(m: Manifest, info: dict[str, Any] | None, **kw: Any) -> Manifest:
     """A copy with new autopilot info."""
     return replace(m, autopilot=info, **kw)
+
+
+def _where(m: Manifest) -> str:
+    """Where a run runs, for messages: its pid, or its Slurm job."""
+    return f"Slurm job {m.job_id}" if m.backend == "slurm" else f"pid {m.pid}"
 
 
 def _by() -> str:

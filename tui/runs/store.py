@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.errors import RunctlError
-from tui.runs import procs
+from tui.runs import procs, slurm
 from tui.state.run import RunState
 
 MANIFEST_VERSION = 1
@@ -66,6 +66,10 @@ class Manifest:
     metrics_csv: str | None = None  # a Lightning CSVLogger metrics.csv (a glob) read beside the log
     gpus: tuple[int, ...] = ()  # the GPUs this run's current process holds (CUDA_VISIBLE_DEVICES)
     gpus_requested: int | None = None  # what its preset asked for (a resume asks again; None: the default)
+    backend: str = "local"  # local | slurm
+    job_id: str | None = None  # slurm: the current job (a resume submits a new one)
+    job_ids: tuple[str, ...] = ()  # slurm: every job of this run, oldest first
+    slurm: dict[str, Any] | None = None  # slurm: the [slurm] settings it was submitted with
 
     @property
     def identity(self) -> procs.Identity | None:
@@ -87,7 +91,7 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (lists for tuples)."""
         out = asdict(self)
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus"):
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus", "job_ids"):
             out[k] = list(out[k])
         return out
 
@@ -96,7 +100,7 @@ class Manifest:
         """Parse a manifest; unknown keys are ignored (newer writers)."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in known}
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus"):
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus", "job_ids"):
             if k in kw:
                 kw[k] = tuple(kw[k] or ())
         return cls(**kw)
@@ -124,6 +128,8 @@ class RunStore:
         self.logs_dir = Path(logs_dir)
         self.training_dir = self.logs_dir / "training"
         self.runs_dir = self.logs_dir / "runs"
+        self.jobs = slurm.JobCache()
+        self.job_errors: dict[str, str] = {}  # run -> why Slurm could not be asked about its job
 
     # ------------------------------------------------------------------------------ paths
     def manifest_path(self, run: str) -> Path:
@@ -201,8 +207,26 @@ class RunStore:
 
     # ------------------------------------------------------------------------------- state
     def is_running(self, m: Manifest) -> bool:
-        """The recorded engine process is alive and still the same process."""
+        """The recorded engine process is alive and still the same process (a Slurm run: its job
+        is queued or running)."""
+        if m.backend == "slurm":
+            info = self.job(m)
+            return info is not None and info.active
         return procs.is_running(m.identity)
+
+    def job(self, m: Manifest) -> slurm.JobInfo | None:
+        """A Slurm run's job as Slurm tells it now (None: not Slurm, or Slurm forgot it; errors of
+        the Slurm commands are None too: a state read never fails on them)."""
+        if m.backend != "slurm":
+            return None
+        try:
+            job = m.job_id or slurm.find_by_name(f"runctl-{m.run}")  # submitted, not yet recorded
+            info = self.jobs.info(job)
+        except RunctlError as e:
+            self.job_errors[m.run] = str(e)
+            return None
+        self.job_errors.pop(m.run, None)
+        return info
 
     def state(self, m: Manifest) -> RunState:
         """The run's state: its log combined with process liveness and the manifest."""
@@ -220,14 +244,26 @@ class RunStore:
             if st.state in TERMINAL and self._resumed_since_exit(m):
                 st.state = "launching"  # a new attempt started and has not written yet
             return st
-        if st.exit_reason is not None or st.state in ("finished", "crashed"):
+        if st.exit_reason is not None and st.exit_reason != "requeued" or st.state in ("finished", "crashed"):
             return st
         if st.state == "killed" or m.killed:
             st.state = "killed"
             return st
         st.state = "crashed"
-        st.error = st.error or NO_FINAL_LINE
+        st.error = st.error or self._why_gone(m)
         return st
+
+    def _why_gone(self, m: Manifest) -> str:
+        if m.backend != "slurm":
+            return NO_FINAL_LINE
+        info = self.job(m)
+        if info is None and m.run in self.job_errors:
+            return f"Slurm job {m.job_id}: state unknown ({self.job_errors[m.run]})"
+        if info is None:
+            return (f"Slurm job {m.job_id} vanished (not in scontrol or sacct) and the log has no "
+                    f"final line")
+        return f"Slurm job {m.job_id} ended {info.state}" + (f" (exit {info.exit_code})" if info.exit_code else "") \
+            + " without a final line"
 
     def _resumed_since_exit(self, m: Manifest) -> bool:
         last = m.history[-1] if m.history else {}

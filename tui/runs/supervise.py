@@ -11,6 +11,7 @@ reaches the command itself; the shim only notes it and keeps waiting for the com
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,8 +47,14 @@ def wrote_exit_line(log: Path, since: int) -> bool:
         return False
 
 
-def supervise(log: Path, command: Sequence[str]) -> int:
-    """Run `command` (output already on the log), then make sure the log ends with an exit line."""
+def supervise(log: Path, command: Sequence[str], requeue_flag: Path | None = None) -> int:
+    """Run `command` (output already on the log), then make sure the log ends with an exit line.
+
+    With `requeue_flag` (a Slurm job): SIGUSR1, which Slurm sends before the time limit and which
+    may come while the command is still importing its libraries (Python's default action would end
+    it), is taken here and written to that file; the command starts with SIGUSR1 ignored until
+    engine.stream.RunctlCallback installs its handler, and the callback also looks for the file.
+    """
     since = log.stat().st_size if log.exists() else 0
     terminated = False
 
@@ -55,10 +62,21 @@ def supervise(log: Path, command: Sequence[str]) -> int:
         nonlocal terminated
         terminated = terminated or signum == signal.SIGTERM
 
+    def requeue(signum: int, _frame: object) -> None:
+        assert requeue_flag is not None
+        with contextlib.suppress(OSError):
+            requeue_flag.write_text(f"{time.time():.3f}\n")
+
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, note)  # a Python handler: the command itself starts with the default
+    if requeue_flag is not None:
+        signal.signal(signal.SIGUSR1, requeue)
+
+    def ignore_usr1() -> None:  # in the child, before exec: SIG_IGN outlives exec
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
     try:
-        child = subprocess.Popen(list(command))
+        child = subprocess.Popen(list(command), preexec_fn=ignore_usr1 if requeue_flag else None)
     except OSError as e:
         with open(log, "a", encoding="utf-8") as out:
             out.write(f"runctl: cannot start {command[0]}: {e.strerror or e}\n")
@@ -66,7 +84,8 @@ def supervise(log: Path, command: Sequence[str]) -> int:
         return 127
     rc = child.wait()
     status = 128 - rc if rc < 0 else rc  # killed by signal N: 128 + N, as a shell reports it
-    if not wrote_exit_line(log, since):
+    rank0 = os.environ.get("SLURM_PROCID", "0") == "0"  # one task of a Slurm job speaks for it
+    if rank0 and not wrote_exit_line(log, since):
         with open(log, "a", encoding="utf-8") as out:
             out.write(exit_line(status, terminated or rc == -signal.SIGTERM))
     return status
@@ -76,12 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m tui.runs.supervise")
     p.add_argument("--log", type=Path, required=True)
+    p.add_argument("--requeue-flag", type=Path, default=None,
+                   help="a Slurm job: SIGUSR1 writes this file (see supervise())")
     p.add_argument("command", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
         p.error("no command given")
-    return supervise(a.log, command)
+    return supervise(a.log, command, a.requeue_flag)
 
 
 if __name__ == "__main__":

@@ -218,6 +218,8 @@ def _exit(st: RunData, ev: evt.Exit) -> None:
         st.state = "finished"
     elif ev.reason == "terminated":
         st.state = "killed"
+    elif ev.reason == "requeued":  # Slurm runs it again: waiting to restart, not an end
+        st.state = "launching"
     else:
         st.state = "crashed"
         st.error = st.error or f"[exit] reason={ev.reason} status={ev.status}"
