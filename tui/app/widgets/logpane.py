@@ -76,6 +76,7 @@ class LogPane(Vertical):
         self._regex: re.Pattern[str] | None = None
         self._label = "all lines"
         self._status_text = ""
+        self._following = True
         self.total = 0
 
     def compose(self) -> ComposeResult:
@@ -89,8 +90,14 @@ class LogPane(Vertical):
         self.watch(self.query_one(Log), "scroll_y", self._scrolled, init=False)
         self._status()
 
-    def _scrolled(self) -> None:
-        """Scrolled by keys, wheel or a jump: the status says whether the tail is followed."""
+    def _scrolled(self, old: float, new: float) -> None:
+        """Scrolled by keys, wheel or a jump: up pauses following, down to the end resumes it (a
+        resize only moves the end, never the scroll position up, so it changes nothing)."""
+        log = self.query_one(Log)
+        if new >= log.max_scroll_y - SLACK:
+            self._following = True
+        elif new < old:
+            self._following = False
         self._status()
 
     @property
@@ -140,7 +147,7 @@ class LogPane(Vertical):
         self._lines.extend(lines)
         self.total += len(lines) + skipped
         shown = self._match(lines[-self._max:])
-        following = self.following or reset
+        following = self._following = self._following or reset
         if shown:
             log.write_lines(shown, scroll_end=False)
             if following:
@@ -151,21 +158,22 @@ class LogPane(Vertical):
 
     @property
     def following(self) -> bool:
-        """The log shows its tail (False: the user scrolled up; autoscroll pauses)."""
-        log = self.query_one(Log)
-        return log.max_scroll_y - log.scroll_y <= SLACK
+        """The log follows its tail (False: the user scrolled up or jumped; autoscroll pauses)."""
+        return self._following
 
     def on_resize(self) -> None:
         """A pane that was following the tail keeps following it when its size changes."""
-        log = self.query_one(Log)
-        if log.max_scroll_y - log.scroll_y <= log.size.height:
+        if self._following:
+            log = self.query_one(Log)
             self.call_after_refresh(log.scroll_end, animate=False, immediate=True, x_axis=False)
         self._status()
 
     def follow(self) -> None:
         """Show the tail again and keep following it (`End`)."""
         log = self.query_one(Log)
+        self._following = True
         log.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.call_after_refresh(log.scroll_end, animate=False, immediate=True, x_axis=False)
         self.call_after_refresh(self._status)
         self._status()
 
@@ -176,6 +184,7 @@ class LogPane(Vertical):
         lines = log.lines
         for i in range(len(lines) - 1, -1, -1):
             if EPOCH_START.search(lines[i]):
+                self._following = False
                 log.scroll_to(y=i, animate=False, immediate=True)
                 self._status()
                 return True
@@ -195,6 +204,7 @@ class LogPane(Vertical):
             self._regex, self._label = None, "all lines"
         log = self.query_one(Log)
         log.clear()
+        self._following = True
         log.write_lines(self._match(self._lines), scroll_end=True)
         self._status()
         self.post_message(self.FilterChanged(self.pattern))

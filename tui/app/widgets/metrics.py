@@ -7,13 +7,13 @@ take the rows the screen gives them: one line per item when they fit, else a com
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.markup import escape
 from textual.widgets import DataTable, Static
 
 from tui.app.view import align, fit, num
+from tui.app.widgets.tables import Filled, fill
 from tui.judge.results import CheckpointResult, Row, Verdicts
 
 COLUMNS = (
@@ -90,23 +90,20 @@ class MetricPanel(Vertical):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._cells: dict[str, dict[str, str]] = {}
+        self._shown = Filled()
         self._text = ""
         self._verdicts: Verdicts | None = None
         self.decision_rows = 99
 
     def compose(self) -> ComposeResult:
         yield Static("[b]Metrics vs baseline[/b]", id="metrics-title", classes="section-title")
-        table: DataTable[str] = DataTable(id="metrics-table", cursor_type="none")
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield DataTable(id="metrics-table", cursor_type="none")
         yield Static("", id="checkpoints")
 
     def clear(self) -> None:
         """Forget all rows (a new run)."""
-        self.query_one(DataTable).clear()
-        self._cells.clear()
+        self.query_one(DataTable).clear(columns=True)
+        self._shown = Filled()
 
     # ------------------------------------------------------------------ what it asks of the screen
     def table_lines(self) -> int:
@@ -138,20 +135,8 @@ class MetricPanel(Vertical):
             return
         base = v.baseline.name if v.baseline else "none"
         self.query_one("#metrics-title", Static).update(f"[b]Metrics vs baseline[/b] ({escape(base)})")
-        table = self.query_one(DataTable)
-        keys = [r.key for r in v.table]
-        if list(self._cells) != keys:
-            table.clear()
-            self._cells.clear()
-        for r, cells in zip(v.table, table_cells(v.table), strict=False):
-            old = self._cells.get(r.key)
-            if old is None:
-                table.add_row(*(Text(cells[k]) for k, _ in COLUMNS), key=r.key)
-            else:
-                for k, value in cells.items():
-                    if old[k] != value:
-                        table.update_cell(r.key, k, Text(value), update_width=True)
-            self._cells[r.key] = cells
+        rows = {r.key: cells for r, cells in zip(v.table, table_cells(v.table), strict=True)}
+        self._shown = fill(self.query_one(DataTable), self._shown, COLUMNS, rows)
         self._render_decisions()
 
     def _render_decisions(self) -> None:

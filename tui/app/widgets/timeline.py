@@ -25,6 +25,7 @@ from tui.app.view import (
     num,
     short_label,
 )
+from tui.app.widgets.tables import Filled, fill
 
 FIXED = (("epoch", "Ep"), ("expected", "Expect"), ("actual", "Actual"), ("time", "Time"))
 LOSSES = ("train_loss", "val_loss")
@@ -87,9 +88,10 @@ class EpochTimeline(Vertical):
     def __init__(self, clock_fn: Callable[[], float], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._clock = clock_fn
-        self._cells: dict[int, dict[str, str]] = {}
-        self._columns: list[tuple[str, str]] = []
+        self._shown = Filled()
         self._summary = ""
+        self._rows = 0  # rows given by the screen (0: not yet: show every epoch)
+        self.hidden_epochs = 0
         self._view: RunView | None = None
 
     def compose(self) -> ComposeResult:
@@ -99,21 +101,20 @@ class EpochTimeline(Vertical):
     def clear(self) -> None:
         """Forget all rows (a new run)."""
         self.query_one(DataTable).clear(columns=True)
-        self._cells.clear()
-        self._columns = []
+        self._shown = Filled()
 
     def lines(self) -> int:
         """Rows it would use: title, header, one per epoch."""
         return 2 + (len(self._view.state.epochs) if self._view else 0)
 
     def set_rows(self, rows: int) -> None:
-        """Render in `rows` rows (the latest epochs stay in view)."""
+        """Render in `rows` rows: title, header and the latest epochs that fit."""
         self.styles.height = rows
         self.query_one(DataTable).styles.height = max(0, rows - 1)
-        self.call_after_refresh(self._to_end)
-
-    def _to_end(self) -> None:
-        self.query_one(DataTable).scroll_end(animate=False, immediate=True, x_axis=False)
+        if rows != self._rows:
+            self._rows = rows
+            if self._view is not None:
+                self.show(self._view)
 
     def on_resize(self) -> None:
         """Columns are chosen by the width."""
@@ -124,26 +125,14 @@ class EpochTimeline(Vertical):
         """Add new epochs, update changed cells, refresh the plan-vs-actual line."""
         self._view = v
         table: DataTable[Text] = self.query_one(DataTable)
-        wanted = [*FIXED[:1], *FIXED[1:], *metric_columns(v)]
+        wanted = [*FIXED, *metric_columns(v)]
         cells = timeline_cells(v, wanted)
         columns = fitting(wanted, cells, (self.size.width or 200) - 1)
-        if columns != self._columns:
-            table.clear(columns=True)
-            for key, label in columns:
-                table.add_column(label, key=key)
-            self._columns, self._cells = columns, {}
-        at_end = table.scroll_y >= table.max_scroll_y - 1
-        for epoch, row in cells.items():
-            old = self._cells.get(epoch)
-            if old is None:
-                table.add_row(*(Text(row.get(k, "")) for k, _ in columns), key=str(epoch))
-            else:
-                for k, _ in columns:
-                    if old.get(k) != row.get(k):
-                        table.update_cell(str(epoch), k, Text(row.get(k, "")), update_width=True)
-            self._cells[epoch] = row
-        if at_end:
-            self.call_after_refresh(self._to_end)
+        epochs = list(cells)
+        fits = len(epochs) if self._rows <= 0 else max(1, self._rows - 2)
+        self.hidden_epochs = max(0, len(epochs) - fits)  # the oldest, when the rows are short
+        rows = {str(e): cells[e] for e in epochs[self.hidden_epochs:]}
+        self._shown = fill(table, self._shown, columns, rows)
         self._summary_line(v)
 
     def _summary_line(self, v: RunView) -> None:
@@ -151,11 +140,13 @@ class EpochTimeline(Vertical):
         now = self._clock()
         planned = clock(expected_end(v, n)) if n else "—"
         eta = eta_seconds(v, now)
+        head = "[b]Epochs[/b]" + (f" [dim](latest; {self.hidden_epochs} earlier)[/dim]"
+                                  if self.hidden_epochs else "")
         if v.active:
             finish = "—" if eta is None else f"{clock(now + eta)} (in {duration(eta)})"
-            text = f"[b]Epochs[/b]  planned end {planned} · expected now {finish}"
+            text = f"{head}  planned end {planned} · expected now {finish}"
         else:
-            text = f"[b]Epochs[/b]  planned end {planned} · ended {clock(v.state.last_time)} ({v.state.state})"
+            text = f"{head}  planned end {planned} · ended {clock(v.state.last_time)} ({v.state.state})"
         if text != self._summary:
             self._summary = text
             self.query_one("#timeline-summary", Static).update(text)
