@@ -7,6 +7,8 @@ a launcher, a preset registry, the baseline table, a clock) and uses them; nothi
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from tui.presets.registry import derive, resolve
 from tui.state.run import RunState
 
 CHANGING = ("launch", "next", "kill", "resume", "kill_marked")  # what --readonly takes away
-RUNS_BATCH = 100  # runs whose states the runs screen gets per message
+RUNS_BATCH_S = 0.5  # the runs screen gets the states read so far this often (once if quick)
+READ_SWITCH_S = 0.0005  # the GIL switch interval while reading logs for it (Python's: 5 ms)
 
 
 class RunActions(App[int]):
@@ -207,7 +210,7 @@ class RunActions(App[int]):
 
     def load_runs(self, post: Callable[[RunsLoaded], object]) -> None:
         """Every run for the runs screen (in its worker thread): the listing from the manifests
-        first, then the states, newest first, in batches of `RUNS_BATCH`."""
+        first, then the states, newest first, those read so far every `RUNS_BATCH_S`."""
         cache: dict[tuple[Any, ...], Preset | None] = {}
         manifests = self.store.runs()
 
@@ -217,10 +220,23 @@ class RunActions(App[int]):
                            loaded=st is not None)
 
         post(RunsLoaded([view(m, None) for m in manifests], done=not manifests, listing=True))
-        for i in range(0, len(manifests), RUNS_BATCH):
-            batch = manifests[i:i + RUNS_BATCH]
-            post(RunsLoaded([view(m, self.store.state(m)) for m in batch],
-                            done=i + RUNS_BATCH >= len(manifests)))
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(READ_SWITCH_S)  # the UI thread waits less for the GIL meanwhile
+        try:
+            self._read_states(manifests, view, post)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _read_states(self, manifests: list[Any], view: Callable[[Any, RunState | None], RunView],
+                     post: Callable[[RunsLoaded], object]) -> None:
+        batch: list[RunView] = []
+        sent = time.monotonic()
+        for i, m in enumerate(manifests):
+            batch.append(view(m, self.store.state(m)))
+            last = i == len(manifests) - 1
+            if last or time.monotonic() - sent >= RUNS_BATCH_S:
+                post(RunsLoaded(batch, done=last))
+                batch, sent = [], time.monotonic()
 
     def action_export(self) -> None:
         """Write the Markdown status page of the followed run and say where."""

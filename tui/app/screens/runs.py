@@ -67,8 +67,9 @@ def run_cells(v: RunView, marked: bool = False) -> dict[str, str]:
     }
 
 
-def sort_value(v: RunView, column: str) -> tuple[Any, ...]:
-    """A key for sorting by `column` (rows with nothing to compare go last)."""
+def sort_value(v: RunView, column: str, cells: dict[str, str] | None = None) -> tuple[Any, ...]:
+    """A key for sorting by `column` (rows with nothing to compare go last); `cells`: the run's
+    `run_cells`, if at hand."""
     if column in NUMERIC:
         x = headline(v)[column] if v.loaded else None
         return (x is None or not math.isfinite(x), x if x is not None and math.isfinite(x) else 0.0)
@@ -79,7 +80,7 @@ def sort_value(v: RunView, column: str) -> tuple[Any, ...]:
         return (not v.loaded, v.state.epoch or 0)
     if column == "started":
         return (False, start_time(v) or 0.0)
-    return (False, run_cells(v)[column].lower())
+    return (False, (cells or run_cells(v))[column].lower())
 
 
 def matches(cells: dict[str, str], words: list[str]) -> bool:
@@ -114,6 +115,8 @@ class RunsScreen(Screen[str | None]):
         self.sort_column = "started"
         self.sort_descending = True
         self.loaded = False  # every state read at least once
+        self._raw: dict[str, dict[str, str]] = {}  # run -> cells, numbers not aligned yet
+        self._sort_keys: dict[str, dict[str, tuple[Any, ...]]] = {}  # run -> column -> sort key
         self._cells: dict[str, dict[str, str]] = {}
 
     def compose(self) -> ComposeResult:
@@ -144,22 +147,37 @@ class RunsScreen(Screen[str | None]):
 
     @on(RunsLoaded)
     def _loaded(self, message: RunsLoaded) -> None:
+        changed = False
         if message.listing:  # the manifests: every run there is, states to follow
             names = {v.run or "?" for v in message.views}
             for v in message.views:
-                self.views.setdefault(v.run or "?", v)
+                if (v.run or "?") not in self.views:
+                    changed |= self._put(v)
             for gone in [k for k in self.views if k not in names]:
-                del self.views[gone]
+                del self.views[gone], self._raw[gone], self._sort_keys[gone]
+                changed = True
         else:
             for v in message.views:
-                self.views[v.run or "?"] = v
-        if message.done:
-            self.loaded = True
-        self._cells = self._all_cells()
-        self._show()
+                changed |= self._put(v)
+        if message.done and not self.loaded:
+            self.loaded, changed = True, True
+        if changed:
+            self._cells = self._aligned()
+            self._show()
 
-    def _all_cells(self) -> dict[str, dict[str, str]]:
-        cells = {k: run_cells(v, k in self.marked) for k, v in self.views.items()}
+    def _put(self, v: RunView) -> bool:
+        """Keep one run's view; False if its row reads the same as before."""
+        k = v.run or "?"
+        raw = run_cells(v, k in self.marked)
+        self.views[k] = v
+        if self._raw.get(k) == raw:
+            return False
+        self._raw[k] = raw
+        self._sort_keys[k] = {c: sort_value(v, c, raw) for c in SORTABLE}
+        return True
+
+    def _aligned(self) -> dict[str, dict[str, str]]:
+        cells = {k: dict(c) for k, c in self._raw.items()}
         keys = list(cells)
         for col in NUMERIC:
             for k, text in zip(keys, align([cells[k][col] for k in keys]), strict=True):
@@ -171,7 +189,7 @@ class RunsScreen(Screen[str | None]):
         words = self.filter_text.lower().split()
         keys = [k for k, c in self._cells.items() if not words or matches(c, words)]
         col, desc = self.sort_column, self.sort_descending
-        vals = {k: sort_value(self.views[k], col) for k in keys}
+        vals = {k: self._sort_keys[k][col] for k in keys}
         missing = [k for k in keys if vals[k][0]]
         present = sorted((k for k in keys if not vals[k][0]), key=lambda k: vals[k][1], reverse=desc)
         return present + missing
@@ -249,7 +267,7 @@ class RunsScreen(Screen[str | None]):
     # ------------------------------------------------------------------------ marks and actions
     def _remark(self) -> None:
         for k, cells in self._cells.items():
-            cells["mark"] = "◆" if k in self.marked else " "
+            cells["mark"] = self._raw[k]["mark"] = "◆" if k in self.marked else " "
         table = self.query_one(RunTable)
         table.marked = set(self.marked)
         table.refresh()

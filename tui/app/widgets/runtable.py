@@ -109,10 +109,10 @@ class RunTable(ScrollView, can_focus=True):
 
     def _measure(self) -> None:
         widths = []
+        rows = [self.cells[k] for k in self.keys]
         for c in self.columns:
-            w = cell_len(c.label) + 2  # room for the sort arrow
-            for k in self.keys:
-                w = max(w, cell_len(self.cells[k].get(c.key, "")))
+            texts = {r.get(c.key, "") for r in rows}  # many rows share a text (state, preset)
+            w = max([cell_len(c.label) + 2, *(len(t) if t.isascii() else cell_len(t) for t in texts)])
             widths.append(min(w, c.max_width))
         avail = self.scrollable_content_region.width or self.size.width or 120
         spare = avail - (sum(widths) + len(widths) - 1)
