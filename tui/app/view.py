@@ -13,7 +13,7 @@ from rich.cells import cell_len
 
 from tui.judge.conditions import metric_values, worst
 from tui.judge.results import Verdicts
-from tui.presets.preset import HORIZON_METRICS, Preset
+from tui.presets.preset import HORIZON_METRICS, Preset, metric_label
 from tui.state.records import EpochRecord
 from tui.state.run import RunState
 
@@ -247,6 +247,9 @@ def short_label(key: str, label: str) -> str:
     fixed = {"train_loss": "Train", "val_loss": "Val", "sharpe": "Sharpe", "scale": "SCALE"}
     if key in fixed:
         return fixed[key]
+    metric, _, h = key.rpartition("_h")
+    if label == key and metric in HORIZON_METRICS and h.isdigit():
+        label = metric_label(metric, int(h))
     return label.replace(" (h", " h").replace(" (all h)", "").removesuffix(")")
 
 
