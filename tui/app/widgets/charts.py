@@ -115,6 +115,23 @@ def chart_specs(v: RunView, log_y: bool) -> tuple[ChartSpec, ChartSpec, ChartSpe
     )
 
 
+def nice_ticks(lo: float, hi: float, most: int) -> list[int]:
+    """At most `most` whole-number ticks from `lo` to `hi`, spaced 1, 2 or 5 x 10^k."""
+    lo_i, hi_i = math.floor(lo), math.ceil(hi)
+    span = max(1, hi_i - lo_i)
+    step = 1
+    for k in range(0, 12):
+        for m in (1, 2, 5):
+            step = m * 10 ** k
+            if span / step <= most:
+                break
+        else:
+            continue
+        break
+    first = math.ceil(lo_i / step) * step
+    return list(range(first, hi_i + 1, step)) or [lo_i]
+
+
 class Chart(PlotextPlot):
     """One plotext chart, built from its spec when Textual renders it (never while hidden)."""
 
@@ -154,10 +171,8 @@ class Chart(PlotextPlot):
                 plt.hline(s.y[0], s.colour)
         if log_y:
             plt.yscale("log")
-        if spec.integer_x and xs:
-            lo, hi = int(min(xs)), int(max(xs))
-            step = max(1, math.ceil((hi - lo + 1) / 10))
-            plt.xticks(list(range(lo, hi + 1, step)))
+        if xs:
+            plt.xticks(nice_ticks(min(xs), max(xs), 10 if spec.integer_x else 6))
         refs = ", ".join(s.label for s in spec.series if s.reference)
         title = spec.title + (" (log)" if log_y else "") + (f" — {refs}" if refs else "")
         plt.title(title)
