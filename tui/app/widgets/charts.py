@@ -172,7 +172,7 @@ class Chart(PlotextPlot):
         if log_y:
             plt.yscale("log")
         if xs:
-            plt.xticks(nice_ticks(min(xs), max(xs), 10 if spec.integer_x else 6))
+            plt.xticks([float(t) for t in nice_ticks(min(xs), max(xs), 10 if spec.integer_x else 6)])
         refs = ", ".join(s.label for s in spec.series if s.reference)
         title = spec.title + (" (log)" if log_y else "") + (f" — {refs}" if refs else "")
         plt.title(title)
