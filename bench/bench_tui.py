@@ -1,5 +1,6 @@
 """The TUI over a real terminal (tmux): CPU idle / following a normal run / a 10,000 lines/s flood,
-and key-to-screen latency during the flood. Aims: < 2% of a core idle, < 25% following a run.
+and key-to-screen latency during the flood, at 120x40; then idle and following again at 200x55,
+where the charts are drawn beside the timeline. Aims: < 2% of a core idle, < 25% following a run.
 """
 
 from __future__ import annotations
@@ -139,6 +140,14 @@ def run() -> dict[str, object]:
             out["flood_catch_up_s"] = round(time.monotonic() - t0, 2)
         except TimeoutError as e:
             out["flood_catch_up_s"] = f"{e}; screen:\n{_screen()}"
+        # 200x55: the charts beside the timeline, drawn (at 120x40 they are a hidden tab)
+        _tmux("resize-window", "-x", "200", "-y", "55")
+        time.sleep(2.0)
+        out["wide_200x55_idle_cpu_pct"] = _cpu(proc)
+        w = threading.Thread(target=_writer, args=(log, 20.0, WINDOW_S + 1, stop))
+        w.start()
+        out["wide_200x55_follow_20_lines_s_cpu_pct"] = _cpu(proc)
+        w.join()
         out["aims"] = {"idle_cpu_pct": "< 2", "follow_cpu_pct": "< 25"}
     finally:
         stop.set()

@@ -20,6 +20,7 @@ from tui.app.widgets.logpane import LogPane
 from tui.app.widgets.phases import PhaseChecklist
 from tui.app.widgets.recommendation import RecommendationBar
 from tui.app.widgets.run_watch import RunWatch, default_follower
+from tui.app.widgets.runtable import RunTable
 
 pytestmark = pytest.mark.timeout(60)
 SIZE = (120, 40)
@@ -47,7 +48,10 @@ async def test_main_screen_shows_a_recorded_run(tmp_path: Path) -> None:
         assert app.main.query_one("#timeline-table", DataTable).row_count == 4
         assert app.main.query_one("#metrics-table", DataTable).row_count >= 3
         phases = str(app.main.query_one(PhaseChecklist).render())
-        assert phases.count("✅") == 7
+        assert "all 7 phases done" in phases and app.main.query_one(PhaseChecklist).region.height == 1
+        await pilot.press("i")  # the full list on demand
+        await pilot.pause()
+        assert str(app.main.query_one(PhaseChecklist).render()).count("✅") == 7
         assert "keep watching" in str(app.main.query_one(RecommendationBar).render())
         log = app.main.query_one(Log)
         assert len(log.lines) == len((DATA / SMOKE[0]).read_text().splitlines())
@@ -251,21 +255,72 @@ async def test_runs_screen_opens_and_compares(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: snapshot_ready(app))
         await pilot.press("R")
         assert isinstance(app.screen, RunsScreen)
-        table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 3)
-        states = [table.get_row_at(i)[3] for i in range(3)]
+        table = app.screen.query_one(RunTable)
+        await wait_for(pilot, lambda: app.screen.loaded and table.row_count == 3)
+        states = [table.row(i)[3] for i in range(3)]
         assert states == ["● training", "✔ finished", "✖ crashed"]
-        await pilot.press("space", "down", "c")
-        assert isinstance(app.screen, CompareScreen)
+        await pilot.press("space", "space", "space", "c")  # three marked: all compared
+        assert isinstance(app.screen, CompareScreen) and len(app.screen.views) == 3
         diff = app.screen.query_one("#config-diff", DataTable)
-        assert [diff.get_row_at(i)[0] for i in range(diff.row_count)][:2] == ["preset", "max_epochs"]
+        keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
+        assert keys[:2] == ["preset", "max_epochs"]  # only what differs
         deltas = app.screen.query_one("#metric-deltas", DataTable)
-        assert deltas.row_count > 3
+        assert deltas.row_count > 3 and len(deltas.columns) == 4  # metric + one column per run
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
-        await pilot.press("enter")  # the cursor is on the tiny run
+        await pilot.press("home", "down", "enter")  # the tiny run
         await wait_for(pilot, lambda: app.view is not None and app.view.run == TINY[1])
         assert app.screen is app.main
+
+
+@sync
+async def test_runs_screen_filters_sorts_and_marks(tmp_path: Path) -> None:
+    app, _, _ = make_app(tmp_path, runs=(SMOKE, TINY, CRASHED), alive=())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        screen = app.screen
+        table = screen.query_one(RunTable)
+        await pilot.press("slash", *"smo")  # filter as you type: name, preset or state
+        assert table.keys == [SMOKE[1], CRASHED[1]]
+        await pilot.press(*" cra")  # every word must match
+        assert table.keys == [CRASHED[1], SMOKE[1]] or table.keys == [SMOKE[1], CRASHED[1]]
+        assert all("crashed" in table.row(i)[3] for i in range(table.row_count))
+        await pilot.press("enter")
+        assert app.focused is table
+        screen.query_one("#runs-filter", Input).value = ""
+        await pilot.pause()
+        assert table.row_count == 3
+        screen.action_sort("sharpe")  # numbers sort high to low first
+        await pilot.pause()
+        assert table.keys == [SMOKE[1], CRASHED[1], TINY[1]]
+        await pilot.press("S")
+        assert table.keys == [TINY[1], CRASHED[1], SMOKE[1]]
+        await pilot.press("s")  # the next column: IC h1, high to low
+        assert screen.sort_column == "ic1" and table.keys[0] == SMOKE[1]
+        await pilot.click(RunTable, offset=(3, 0))  # a header click sorts by that column: Run
+        await pilot.pause()
+        assert screen.sort_column == "run" and table.keys == sorted(table.keys)
+        await pilot.press("a")  # mark every run shown
+        assert len(screen.marked) == 3 and all(table.row(i)[0] == "◆" for i in range(3))
+        await pilot.press("a")
+        assert screen.marked == []
+
+
+@sync
+async def test_runs_screen_kills_the_marked_running_runs(tmp_path: Path) -> None:
+    other = ("app_smoke_running.log", "smoke_20261124_050505", "smoke", 4343)
+    app, store, launcher = make_app(tmp_path, runs=(SMOKE, other, TINY), alive=(SMOKE[1], other[1]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.view is not None)
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        await pilot.press("a", "K")  # all marked; the finished one is left out
+        assert isinstance(app.screen, KillScreen)
+        text = str(app.screen.query_one("Static").render())
+        assert "Kill 2 runs" in text and TINY[1] not in text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(launcher.calls) == 2)
+        assert sorted(c[1] for c in launcher.calls) == sorted([SMOKE[1], other[1]])
 
 
 @sync
@@ -341,8 +396,9 @@ async def test_small_terminal(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: snapshot_ready(app))
         assert app.main.has_class("-narrow")
-        assert app.main.query_one(RunHeader).region.height == 3
-        assert app.main.query_one(Log).region.height >= 5
+        assert app.main.query_one(RunHeader).region.height == 2  # the run bar folded in
+        assert "run 3/10" in str(app.main.query_one("#epoch-detail").render())
+        assert app.main.query_one(Log).region.height >= 3
 
 
 def test_key_actions_live_in_app_actions() -> None:

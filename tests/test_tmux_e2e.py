@@ -15,10 +15,10 @@ import pytest
 from tui.runs.store import RunStore
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.timeout(600),
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
 ]
+DATA = Path(__file__).parent / "data"
 
 
 class Tmux:
@@ -32,9 +32,9 @@ class Tmux:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
                               timeout=10).stdout
 
-    def start(self, command: str) -> None:
+    def start(self, command: str, size: tuple[int, int] = (120, 40)) -> None:
         """A new session running `command` (TERM=xterm-256color, no mouse)."""
-        self.tmux("new", "-d", "-x", "120", "-y", "40", "-c", str(self.cwd),
+        self.tmux("new", "-d", "-x", str(size[0]), "-y", str(size[1]), "-c", str(self.cwd),
                   f"TERM=xterm-256color {command}; sleep 600")
 
     def restart(self, command: str) -> None:
@@ -76,6 +76,26 @@ def term(tmp_path: Path, reaper: object) -> Iterator[Tmux]:
     t.tmux("kill-server")
 
 
+def test_80x24_shows_the_metric_table_and_the_recommendation(term: Tmux, tmp_path: Path,
+                                                              presets_dir: Path) -> None:
+    """A finished run's recorded log in an 80x24 tmux pane: what matters is on screen."""
+    from app_fixtures import TINY, add_run
+
+    logs = tmp_path / "_logs"
+    add_run(RunStore(logs), TINY)  # the recorded log with its manifest (preset tiny)
+    term.start(f"{sys.executable} -m tui.cli --logs {logs} --presets {presets_dir} tui {TINY[1]}",
+               size=(80, 24))
+    screen = term.wait("Metrics vs baseline", "Next: launch smoke", "Epochs", timeout=30)
+    lines = screen.splitlines()
+    assert len(lines) <= 24 and all(len(ln) <= 80 for ln in lines)
+    for row in ("val/loss", "Sharpe", "IC (h20)", "SCALE(yhat/y)"):
+        assert any(row in ln for ln in lines), row
+    assert any("0.9010" in ln for ln in lines)  # the current val/loss, 4 significant digits
+    assert any("❌ Epoch 1 Validation" in ln for ln in lines)  # the checkpoint decision
+    term.keys("q")
+
+
+@pytest.mark.slow
 def test_launch_kill_quit_reopen(term: Tmux, tmp_path: Path, presets_dir: Path) -> None:
     logs = tmp_path / "_logs"
     runctl = f"{sys.executable} -m tui.cli --logs {logs} --presets {presets_dir}"

@@ -7,6 +7,8 @@ a launcher, a preset registry, the baseline table, a clock) and uses them; nothi
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 from textual import work
 from textual.app import App
 
+from tui.app.messages import RunsLoaded
 from tui.app.screens.confirm import KillScreen
 from tui.app.screens.launch import LaunchRequest, LaunchScreen
 from tui.app.screens.main import MainScreen
@@ -24,6 +27,11 @@ from tui.judge.report import render_report
 from tui.presets.baselines import Baselines
 from tui.presets.preset import Preset
 from tui.presets.registry import derive, resolve
+from tui.state.run import RunState
+
+CHANGING = ("launch", "next", "kill", "resume", "kill_marked")  # what --readonly takes away
+RUNS_BATCH_S = 0.5  # the runs screen gets the states read so far this often (once if quick)
+READ_SWITCH_S = 0.0005  # the GIL switch interval while reading logs for it (Python's: 5 ms)
 
 
 class RunActions(App[int]):
@@ -48,11 +56,18 @@ class RunActions(App[int]):
         """The latest snapshot of the followed run."""
         return self.main.view
 
-    def preset_for(self, manifest: Any) -> Preset | None:
-        """The manifest's preset with its --set/--env applied (None: unknown)."""
+    def preset_for(self, manifest: Any, cache: dict[tuple[Any, ...], Preset | None] | None = None
+                   ) -> Preset | None:
+        """The manifest's preset with its --set/--env applied (None: unknown); `cache` keeps the
+        resolved presets of one listing (a thousand runs share a few presets)."""
         name = field_of(manifest, "preset")
         if not name or self.registry is None:
             return None
+        if cache is not None:
+            key = (name, tuple(field_of(manifest, "sets", ())), tuple(field_of(manifest, "envs", ())))
+            if key not in cache:
+                cache[key] = self.preset_for(manifest)
+            return cache[key]
         try:
             base = self.registry.get(name)
         except RunctlError:
@@ -61,6 +76,21 @@ class RunActions(App[int]):
             return resolve(base, field_of(manifest, "sets", ()), field_of(manifest, "envs", ()))
         except RunctlError:
             return base
+
+    # ------------------------------------------------------------------------ read-only
+    readonly: bool
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Read-only: the actions that launch, kill or resume are gone (keys, footer, palette);
+        otherwise the READ-ONLY footer item is."""
+        if action == "readonly_info":
+            return self.readonly
+        return not (self.readonly and action in CHANGING)
+
+    def action_readonly_info(self) -> None:
+        """Say what read-only means."""
+        self.notify("read-only: watching only; nothing is launched, killed or resumed from here",
+                    title="READ-ONLY")
 
     # ------------------------------------------------------------------------ actions
     def action_launch(self, initial: str | None = None) -> None:
@@ -123,17 +153,34 @@ class RunActions(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._kill(v.run or "")
+                self._kill([v.run or ""])
 
-        self.push_screen(KillScreen(v.run, pid, self.kill_grace), answered)
+        self.push_screen(KillScreen([(v.run, pid)], self.kill_grace), answered)
+
+    def kill_runs(self, views: list[RunView]) -> None:
+        """Confirm, then kill each of these runs in turn (the runs screen's marked ones)."""
+        if self.readonly:
+            return
+        targets = [(v.run or "?", field_of(v.manifest, "pid") or v.state.pid) for v in views]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._kill([run for run, _ in targets])
+
+        self.push_screen(KillScreen(targets, self.kill_grace), answered)
 
     @work(thread=True, exit_on_error=False, name="kill")
-    def _kill(self, run: str) -> None:
-        def say(text: str) -> None:
-            self.call_from_thread(self.notify, text, title=f"kill {run}")
+    def _kill(self, runs: list[str]) -> None:
+        for run in runs:
+            def say(text: str, run: str = run) -> None:
+                self.call_from_thread(self.notify, text, title=f"kill {run}")
 
-        result = self.launcher.kill(run, self.kill_grace, say=say)
-        self.call_from_thread(self.notify, str(result), title=f"{run} stopped")
+            try:
+                result = self.launcher.kill(run, self.kill_grace, say=say)
+            except RunctlError as e:
+                self.call_from_thread(self.notify, str(e), title=f"kill {run}", severity="error")
+                continue
+            self.call_from_thread(self.notify, str(result), title=f"{run} stopped")
 
     def action_resume(self) -> None:
         """Resume the followed run from its last checkpoint."""
@@ -153,7 +200,7 @@ class RunActions(App[int]):
         if isinstance(self.screen, RunsScreen):
             self.screen.dismiss(None)
             return
-        self.push_screen(RunsScreen(self.load_runs), self._run_chosen)
+        self.push_screen(RunsScreen(self.load_runs, readonly=self.readonly), self._run_chosen)
 
     def _run_chosen(self, run: str | None) -> None:
         if run is not None and (self.view is None or self.view.run != run):
@@ -161,14 +208,35 @@ class RunActions(App[int]):
         elif run is None and self.view is None:
             self.call_later(self.action_runs)  # nothing to go back to
 
-    def load_runs(self) -> list[RunView]:
-        """Every run with its state (called from the runs screen's worker thread)."""
-        out = []
-        for m in self.store.runs():
-            st = self.store.state(m)
-            out.append(RunView(run=m.run, state=st, preset=self.preset_for(m),
-                               log_path=Path(m.log), launched_at=m.created_at, manifest=m))
-        return out
+    def load_runs(self, post: Callable[[RunsLoaded], object]) -> None:
+        """Every run for the runs screen (in its worker thread): the listing from the manifests
+        first, then the states, newest first, those read so far every `RUNS_BATCH_S`."""
+        cache: dict[tuple[Any, ...], Preset | None] = {}
+        manifests = self.store.runs()
+
+        def view(m: Any, st: RunState | None) -> RunView:
+            return RunView(run=m.run, state=st or RunState(run=m.run), preset=self.preset_for(m, cache),
+                           log_path=Path(m.log), launched_at=m.created_at, manifest=m,
+                           loaded=st is not None)
+
+        post(RunsLoaded([view(m, None) for m in manifests], done=not manifests, listing=True))
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(READ_SWITCH_S)  # the UI thread waits less for the GIL meanwhile
+        try:
+            self._read_states(manifests, view, post)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _read_states(self, manifests: list[Any], view: Callable[[Any, RunState | None], RunView],
+                     post: Callable[[RunsLoaded], object]) -> None:
+        batch: list[RunView] = []
+        sent = time.monotonic()
+        for i, m in enumerate(manifests):
+            batch.append(view(m, self.store.state(m)))
+            last = i == len(manifests) - 1
+            if last or time.monotonic() - sent >= RUNS_BATCH_S:
+                post(RunsLoaded(batch, done=last))
+                batch, sent = [], time.monotonic()
 
     def action_export(self) -> None:
         """Write the Markdown status page of the followed run and say where."""
@@ -183,7 +251,11 @@ class RunActions(App[int]):
         manifest = v.manifest.to_json() if hasattr(v.manifest, "to_json") else dict(v.manifest or {})
         text = render_report(preset, v.state, verdicts, manifest, baselines=self.baselines, now=self.clock())
         directory = self.reports_dir or (Path(self.store.logs_dir) / "reports" if self.store else Path.cwd())
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{v.run or 'run'}_status.md"
-        path.write_text(text, encoding="utf-8")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:  # e.g. watching a colleague's read-only logs folder
+            self.notify(f"cannot write {path}: {e.strerror or e}", severity="error")
+            return
         self.notify(str(path), title="Report written")

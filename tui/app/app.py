@@ -35,6 +35,7 @@ class RunctlApp(RunActions):
     CSS_PATH = "runctl.tcss"
     TITLE = "runctl"
     BINDINGS = [
+        Binding("question_mark", "readonly_info", "READ-ONLY", key_display="?"),
         Binding("l", "launch", "Launch"),
         Binding("n", "next", "Next step"),
         Binding("k", "kill", "Kill"),
@@ -49,16 +50,17 @@ class RunctlApp(RunActions):
         run: str | None = None, log: Path | None = None, launch: str | None = None,
         clock: Callable[[], float] = time.time, probe: Probe | None = sample_process,
         follower_factory: Callable[[Path], Any] = default_follower, poll_interval: float = POLL_S,
-        kill_grace: float = 30.0, reports_dir: Path | None = None,
+        kill_grace: float = 30.0, reports_dir: Path | None = None, readonly: bool = False,
     ) -> None:
         super().__init__()
+        self.readonly = readonly
         self.store, self.launcher, self.registry = store, launcher, registry
         self.baselines = baselines if baselines is not None else self._load_baselines()
         self.clock, self.probe, self.follower_factory = clock, probe, follower_factory
         self.poll_interval, self.kill_grace = poll_interval, kill_grace
         self.reports_dir = reports_dir
         self._start = (run, log, launch)
-        self.main = MainScreen(clock)
+        self.main = MainScreen(clock, readonly=readonly)
         self.follower: RunWatch | None = None
 
     # ------------------------------------------------------------------------ start-up
@@ -73,7 +75,7 @@ class RunctlApp(RunActions):
         """Attach to what the command line asked for, else the newest active run, else list runs."""
         await self.push_screen(self.main)
         run, log, launch = self._start
-        if launch:
+        if launch and not self.readonly:
             self.do_launch(LaunchRequest(launch))
         elif log is not None:
             self.attach(self.store.for_log(log) if self.store else None, Path(log))
@@ -134,6 +136,8 @@ class RunctlApp(RunActions):
         yield from super().get_system_commands(screen)
         for b in self.BINDINGS:
             assert isinstance(b, Binding)
+            if not self.check_action(b.action, ()):
+                continue
             yield SystemCommand(f"{b.description} ({b.key})", f"runctl: {b.description.lower()}",
                                 lambda a=b.action: self.run_action(a))
         yield SystemCommand("Filter log (/)", "regex filter on the log pane",
@@ -143,20 +147,26 @@ class RunctlApp(RunActions):
 def run_app(
     logs_dir: Path, presets_dir: Path | None, run: str | None, log: Path | None,
     launch: str | None, serve: bool = False, host: str = "localhost", port: int = 8000,
+    readonly: bool = False,
 ) -> int:
-    """`runctl tui`: build the parts and run the app (or serve it in a browser)."""
+    """`runctl tui`: build the parts and run the app (or serve it in a browser); `readonly`: no
+    key or command launches, kills or resumes (the launcher is not even built)."""
     from tui.presets.registry import PresetRegistry, find_presets_dir
     from tui.runs.launcher import Launcher
     from tui.runs.store import RunStore
 
     store = RunStore(logs_dir)
     registry = PresetRegistry(find_presets_dir(presets_dir))
+    if readonly and launch is not None:
+        raise RunctlError("--launch and --readonly exclude each other")
     if serve:
         if launch is not None:  # launch once here; every browser session then attaches to it
             run, launch = Launcher(store, registry).launch(launch).run, None
         from tui.app.serve import serve_app
 
-        return serve_app(logs_dir, presets_dir, run, log, launch, host=host, port=port)
-    app = RunctlApp(store, Launcher(store, registry), registry, run=run, log=log, launch=launch)
+        return serve_app(logs_dir, presets_dir, run, log, launch, host=host, port=port,
+                         readonly=readonly)
+    launcher = None if readonly else Launcher(store, registry)
+    app = RunctlApp(store, launcher, registry, run=run, log=log, launch=launch, readonly=readonly)
     app.run()
     return app.return_code or 0

@@ -61,6 +61,10 @@ class RunEnded(Message):
 
 @dataclass
 class RunsLoaded(Message):
-    """The runs screen's rows (loaded off the UI thread)."""
+    """Rows for the runs screen, loaded off the UI thread: first the listing (every run, from the
+    manifests, states not read yet: `RunView.loaded` False), then batches of runs with their
+    states; `done` on the last."""
 
     views: list[RunView]
+    done: bool = True
+    listing: bool = False

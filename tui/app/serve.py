@@ -15,7 +15,7 @@ from tui.errors import RunctlError
 
 def serve_app(
     logs_dir: Path, presets_dir: Path | None, run: str | None, log: Path | None, launch: str | None,
-    host: str = "localhost", port: int = 8000,
+    host: str = "localhost", port: int = 8000, readonly: bool = False,
 ) -> int:
     """Serve the same app in a browser through textual-serve on http://HOST:PORT until SIGINT/SIGTERM."""
     try:
@@ -29,5 +29,7 @@ def serve_app(
     for flag, value in (("--log", log), ("--launch", launch)):
         if value is not None:
             args += [flag, str(value)]
+    if readonly:
+        args.append("--readonly")
     Server(shlex.join(args), host=host, port=port).serve()
     return 0

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
+
+from tui.judge.conditions import metric_values, worst
 from tui.judge.results import Verdicts
-from tui.presets.preset import Preset
+from tui.presets.preset import HORIZON_METRICS, Preset, metric_label
 from tui.state.records import EpochRecord
 from tui.state.run import RunState
 
@@ -32,6 +35,8 @@ class RunView:
     log_path: Path | None = None
     launched_at: float | None = None
     manifest: Any = None
+    steps: tuple[tuple[float, float], ...] = ()  # (global step, train loss) of the progress lines
+    loaded: bool = True  # False: listed from its manifest, the log not read yet (runs screen)
 
     @property
     def active(self) -> bool:
@@ -69,11 +74,47 @@ def field_of(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+MISSING = "—"
+
+
 def num(x: float | None, digits: int = 4) -> str:
-    """A metric value, `—` when missing or not finite."""
+    """A value with `digits` significant digits (`0.6312`, `0.02100`, `1235`, `1.235e-05`);
+    `—` when missing or not finite. Trailing zeros stay: they are the precision."""
     if x is None or not math.isfinite(x):
-        return "—"
-    return f"{x:.{digits}f}"
+        return MISSING
+    if x == 0:
+        return "0." + "0" * (digits - 1)
+    text = f"{x:#.{digits}g}"
+    return text[:-1] if text.endswith(".") else text
+
+
+def align(cells: Sequence[str]) -> list[str]:
+    """A column of `num` texts aligned on the decimal point (all of one width); other texts
+    (`—`) are right-aligned where the integer part ends."""
+    parts = []
+    for c in cells:
+        head, dot, tail = c.partition(".")
+        number = bool(head.lstrip("-").isdigit())
+        parts.append((head, dot + tail) if number else (c, ""))
+    left = max((len(h) for h, _ in parts), default=0)
+    right = max((len(t) for _, t in parts), default=0)
+    return [h.rjust(left) + t.ljust(right) for h, t in parts]
+
+
+def fit(text: str, width: int) -> str:
+    """`text` cut to `width` cells, ending in `…` when cut."""
+    if width <= 0:
+        return ""
+    if cell_len(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = cell_len(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
 
 
 def duration(secs: float | None) -> str:
@@ -169,3 +210,56 @@ def horizon_value(rec: EpochRecord, metric: str, horizon: int | str) -> float | 
         return min(vals) if vals else None
     m = rec.horizons.get(int(horizon))
     return getattr(m, metric) if m else None
+
+
+# ------------------------------------------------------------------------------------ layout
+@dataclass(frozen=True)
+class Want:
+    """What one panel asks of the rows left: at least `least`, at most `most` (`whole`: `most`
+    or nothing more than `least`, for a panel with a compact and a full form)."""
+
+    name: str
+    least: int
+    most: int
+    whole: bool = False
+
+
+def allocate(rows: int, wants: Sequence[Want]) -> dict[str, int]:
+    """Rows by priority: each panel in order gets its least while rows last, then each in order
+    grows towards its most. A panel earlier in `wants` is never squeezed for a later one."""
+    out = {w.name: 0 for w in wants}
+    left = max(0, rows)
+    for w in wants:
+        out[w.name] = min(w.least, left)
+        left -= out[w.name]
+    for w in wants:
+        more = min(max(0, w.most - out[w.name]), left)
+        if w.whole and out[w.name] + more < w.most:
+            more = 0
+        out[w.name] += more
+        left -= more
+    return out
+
+
+# ------------------------------------------------------------------------------------ metrics
+def short_label(key: str, label: str) -> str:
+    """A column header for a metric: `Val`, `Sharpe`, `IC h20`, `SCALE`, else the label."""
+    fixed = {"train_loss": "Train", "val_loss": "Val", "sharpe": "Sharpe", "scale": "SCALE"}
+    if key in fixed:
+        return fixed[key]
+    metric, _, h = key.rpartition("_h")
+    if label == key and metric in HORIZON_METRICS and h.isdigit():
+        label = metric_label(metric, int(h))
+    return label.replace(" (h", " h").replace(" (all h)", "").removesuffix(")")
+
+
+def epoch_value(rec: EpochRecord, key: str) -> float | None:
+    """A metric of one epoch by its table key, read as the judge reads it: `val_loss`, `sharpe`,
+    `ic_h20` (one horizon), `scale` (all horizons: the worst), or any name the log carried."""
+    metric, _, h = key.rpartition("_h")
+    horizon: int | str | None
+    if metric in HORIZON_METRICS and h.isdigit():
+        horizon = int(h)
+    else:
+        metric, horizon = key, ("all" if key in HORIZON_METRICS else None)
+    return worst(metric_values(rec, metric, horizon), metric, None)

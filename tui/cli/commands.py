@@ -247,8 +247,11 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
         raise RunctlError("--host and --port need --serve")
     if port is not None and not 0 < port < 65536:
         raise RunctlError(f"--port {port}: must be 1..65535")
+    readonly = bool(getattr(a, "readonly", False))
+    if readonly and launch is not None:
+        raise RunctlError("--launch and --readonly exclude each other")
     return int(run_app(ctx.store.logs_dir, ctx.presets_dir, run, log, launch, serve=serve,
-                       host=host or SERVE_HOST, port=port or SERVE_PORT) or 0)
+                       host=host or SERVE_HOST, port=port or SERVE_PORT, readonly=readonly) or 0)
 
 
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,

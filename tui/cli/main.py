@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     p = _Parser(prog="runctl", description="Terminal run controller for ML training runs.")
     _common(p, top=True)
+    p.add_argument("--readonly", action="store_true",
+                   help="the TUI only watches: no key or command launches, kills or resumes")
     sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
 
     def cmd(name: str, help_: str) -> argparse.ArgumentParser:
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --serve: the address to listen on (default localhost)")
     sp.add_argument("--port", type=int, default=None, metavar="PORT",
                     help="with --serve: the port to listen on (default 8000)")
+    sp.add_argument("--readonly", action="store_true", default=argparse.SUPPRESS,
+                    help="only watch: no key or command launches, kills or resumes")
     return p
 
 
@@ -132,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user mistakes are one line on stderr and exit status 2."""
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        if args.readonly and args.cmd not in (None, "tui"):
+            raise RunctlError(f"--readonly is for the TUI (`runctl`, `runctl tui`), not `runctl {args.cmd}`")
         from tui.cli import commands
 
         return commands.dispatch(args)

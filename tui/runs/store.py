@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -130,6 +131,8 @@ class RunStore:
         self.runs_dir = self.logs_dir / "runs"
         self.jobs = slurm.JobCache()
         self.job_errors: dict[str, str] = {}  # run -> why Slurm could not be asked about its job
+        self._logs: dict[str, _ReadLog] = {}  # run -> its log as read so far (`log_state`)
+        self._logs_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ paths
     def manifest_path(self, run: str) -> Path:
@@ -230,7 +233,40 @@ class RunStore:
 
     def state(self, m: Manifest) -> RunState:
         """The run's state: its log combined with process liveness and the manifest."""
-        return self.judge(m, read_log_state(self.log_path(m.run), m.metrics_csv))
+        return self.judge(m, self.log_state(m))
+
+    def log_state(self, m: Manifest) -> RunState:
+        """The state of the run's log alone, read incrementally: a log this store read before is
+        read on from where it stopped (nothing at all if its size and mtime did not change); a
+        truncated or replaced log is read again. The same state as reading the whole log.
+
+        Returns a shallow copy: its records are shared with the store and never change (the next
+        read that finds new lines folds them into a deep copy first).
+        """
+        path = self.log_path(m.run)
+        try:
+            st = os.stat(path)
+        except OSError:
+            with self._logs_lock:
+                self._logs.pop(m.run, None)
+            return RunState()
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._logs_lock:
+            read = self._logs.get(m.run)
+            if (read is None or read.key[:2] != key[:2] or st.st_size < read.follower.offset
+                    or read.metrics_csv != m.metrics_csv):
+                from tui.state.follow import LogFollower
+
+                read = _ReadLog(LogFollower(path, metrics_csv=m.metrics_csv), m.metrics_csv)
+                self._logs[m.run] = read
+            if read.key != key or m.metrics_csv:  # grown (or a metrics CSV that may have)
+                if read.shared:
+                    read.follower.state = copy.deepcopy(read.follower.state)
+                read.follower.catch_up()
+                read.follower.close()  # no handle kept per run (a logs folder may hold thousands)
+                read.key = key
+            read.shared = True
+            return copy.copy(read.follower.state)
 
     def judge(self, m: Manifest, st: RunState, alive: bool | None = None) -> RunState:
         """Apply liveness and the manifest to a state read from the log (mutates and returns it)."""
@@ -273,6 +309,17 @@ class RunStore:
             return self.log_path(m.run).stat().st_size <= int(last.get("log_offset", -1))
         except OSError:
             return False
+
+
+@dataclass
+class _ReadLog:
+    """One log as `RunStore.log_state` read it: its follower (closed between reads), the
+    (device, inode, size, mtime) it had then, and whether its state was handed out."""
+
+    follower: Any
+    metrics_csv: str | None
+    key: tuple[int, ...] = ()
+    shared: bool = False
 
 
 def live_state(

@@ -1,18 +1,35 @@
-"""Two runs side by side: config differences and metric deltas."""
+"""Any number of runs side by side: their curves overlaid (one stable colour and letter per run),
+the config keys whose values differ (only those), and the latest metrics of each."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.app.view import RunView, field_of, num
+from tui.app.view import RunView, align, field_of, fit, num, short_label
+from tui.app.widgets.charts import PALETTE, Chart, ChartSpec, epoch_series
 from tui.judge.conditions import summary_metrics
 from tui.presets.preset import value_text
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Plotext colour names -> Rich colours for the legend and the table headers.
+RICH = {"cyan": "cyan", "orange": "dark_orange", "green": "green", "magenta": "magenta",
+        "blue": "dodger_blue1", "red": "red", "yellow": "yellow", "gray": "grey62"}
+
+
+def letter(i: int) -> str:
+    """A, B, ... Z, then A2, B2 ..."""
+    return LETTERS[i % 26] + (str(i // 26 + 1) if i >= 26 else "")
+
+
+def colour(i: int) -> str:
+    """The plotext colour of the i-th run compared (the same in every chart and the legend)."""
+    return PALETTE[i % len(PALETTE)]
 
 
 def config_of(v: RunView) -> dict[str, str]:
@@ -24,7 +41,11 @@ def config_of(v: RunView) -> dict[str, str]:
         out.update({k: value_text(x) for k, x in v.preset.overrides.items()})
         out.update({f"env {k}": x for k, x in v.preset.env.items()})
     for key in ("sets", "overrides"):
-        for item in field_of(v.manifest, key, None) or ():
+        items = field_of(v.manifest, key, None) or ()
+        if isinstance(items, dict):
+            out.update({str(k): value_text(x) for k, x in items.items()})
+            continue
+        for item in items:
             k, _, x = str(item).partition("=")
             out[k] = x
     for item in field_of(v.manifest, "envs", None) or ():
@@ -33,48 +54,109 @@ def config_of(v: RunView) -> dict[str, str]:
     return out
 
 
-def config_diff(a: RunView, b: RunView) -> list[tuple[str, str, str]]:
-    """(key, a, b) for every key whose values differ."""
-    ca, cb = config_of(a), config_of(b)
-    keys = list(dict.fromkeys([*ca, *cb]))
-    return [(k, ca.get(k, "—"), cb.get(k, "—")) for k in keys if ca.get(k) != cb.get(k)]
-
-
-def metric_deltas(a: RunView, b: RunView) -> list[tuple[str, float | None, float | None, float | None]]:
-    """(metric, a, b, b - a) over the latest validated epoch of each."""
-    ma, mb = summary_metrics(a.state), summary_metrics(b.state)
-    keys = list(dict.fromkeys([*ma, *mb]))
-    out: list[tuple[str, Any, Any, Any]] = []
+def config_diff(views: list[RunView]) -> list[tuple[str, list[str]]]:
+    """(key, value per run) for every key whose values are not all the same."""
+    configs = [config_of(v) for v in views]
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    out = []
     for k in keys:
-        x, y = ma.get(k), mb.get(k)
-        out.append((k, x, y, (y - x) if x is not None and y is not None else None))
+        values = [c.get(k, "—") for c in configs]
+        if len(set(values)) > 1:
+            out.append((k, values))
     return out
 
 
+def metric_rows(views: list[RunView]) -> list[tuple[str, list[float | None]]]:
+    """(metric, value per run) over the latest validated epoch of each."""
+    ms = [summary_metrics(v.state) for v in views]
+    keys = list(dict.fromkeys(k for m in ms for k in m))
+    return [(k, [m.get(k) for m in ms]) for k in keys]
+
+
+def overlay(views: list[RunView], key: str, title: str) -> ChartSpec:
+    """One metric per epoch, one line per run."""
+    series = []
+    for i, v in enumerate(views):
+        s = epoch_series(v, key, letter(i), colour(i))
+        if s is not None:
+            series.append(s)
+    return ChartSpec(title, tuple(series))
+
+
 class CompareScreen(Screen[None]):
-    """Esc goes back to the runs list."""
+    """Esc goes back to the runs list; `m` shows the next metric in the right chart."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("m", "next_metric", "Next metric"),
+        Binding("s", "log_scale", "Log scale"),
+    ]
 
-    def __init__(self, a: RunView, b: RunView) -> None:
+    def __init__(self, views: list[RunView]) -> None:
         super().__init__(id="compare")
-        self.a, self.b = a, b
+        self.views = views
+        self.metric_keys = [k for k, _ in metric_rows(views) if k not in ("val_loss", "train_loss")] or ["sharpe"]
+        self.metric = 0
+        self.log_y = False
 
     def compose(self) -> ComposeResult:
-        a, b = self.a.run or "A", self.b.run or "B"
         with VerticalScroll():
-            yield Static(f"[b]Compare[/b]  A = {a} ({self.a.state.state})   B = {b} ({self.b.state.state})")
-            yield Static("[b]Config differences[/b]")
-            cfg: DataTable[str] = DataTable(id="config-diff", cursor_type="none")
-            cfg.add_columns("Key", "A", "B")
-            for row in config_diff(self.a, self.b) or [("(identical)", "", "")]:
-                cfg.add_row(*row)
+            yield Static(f"[b]Compare {len(self.views)} runs[/b]  [dim]m next metric · s log scale · Esc back[/dim]",
+                         classes="section-title")
+            yield Static(self._legend(), id="compare-legend")
+            with Horizontal(id="compare-charts"):
+                yield Chart(id="compare-loss", classes="chart")
+                yield Chart(id="compare-metric", classes="chart")
+            yield Static("[b]Config: only what differs[/b]", classes="section-title")
+            cfg: DataTable[Text] = DataTable(id="config-diff", cursor_type="none")
             yield cfg
-            yield Static("[b]Metrics (latest validated epoch)[/b]")
-            met: DataTable[str] = DataTable(id="metric-deltas", cursor_type="none")
-            met.add_columns("Metric", "A", "B", "B − A")
-            for k, x, y, d in metric_deltas(self.a, self.b):
-                sign = "" if d is None or d < 0 else "+"
-                met.add_row(k, num(x), num(y), "—" if d is None else f"{sign}{d:.4f}")
+            yield Static("[b]Metrics (latest validated epoch)[/b]", classes="section-title")
+            met: DataTable[Text] = DataTable(id="metric-deltas", cursor_type="none")
             yield met
         yield Footer()
+
+    def _legend(self) -> str:
+        lines = []
+        for i, v in enumerate(self.views):
+            rc = RICH.get(colour(i), "white")
+            preset = v.preset.name if v.preset else "—"
+            lines.append(f"[{rc}]■ {letter(i)}[/{rc}] {escape(v.run or '?')}  {preset}  {v.state.state}")
+        return "\n".join(lines)
+
+    def _headers(self, table: DataTable[Text], first: str) -> None:
+        table.add_column(first, key="key")
+        for i, _ in enumerate(self.views):
+            table.add_column(Text(letter(i), style=f"bold {RICH.get(colour(i), 'white')}"), key=f"r{i}")
+
+    def on_mount(self) -> None:
+        """Fill the tables and draw the charts."""
+        cfg = self.query_one("#config-diff", DataTable)
+        self._headers(cfg, "Key")
+        diff = config_diff(self.views)
+        for k, values in diff or [("(the same config)", [""] * len(self.views))]:
+            cfg.add_row(Text(fit(k, 40)), *(Text(fit(x, 30)) for x in values))
+        met = self.query_one("#metric-deltas", DataTable)
+        self._headers(met, "Metric")
+        for k, numbers in metric_rows(self.views):
+            texts = align([num(x) for x in numbers])
+            met.add_row(Text(short_label(k, k)), *(Text(t) for t in texts))
+        self._draw()
+
+    def _draw(self) -> None:
+        loss = overlay(self.views, "val_loss", "Val loss per epoch")
+        self.query_one("#compare-loss", Chart).draw(ChartSpec(
+            loss.title, loss.series, log_y=self.log_y))
+        key = self.metric_keys[self.metric % len(self.metric_keys)]
+        spec = overlay(self.views, key, f"{short_label(key, key)} per epoch")
+        self.query_one("#compare-metric", Chart).draw(spec)
+
+    def action_next_metric(self) -> None:
+        """The right chart shows the next metric."""
+        self.metric = (self.metric + 1) % len(self.metric_keys)
+        self._draw()
+
+    def action_log_scale(self) -> None:
+        """The loss chart on a log scale, or back to linear."""
+        self.log_y = not self.log_y
+        self._draw()
+

@@ -19,10 +19,19 @@ class KillScreen(ModalScreen[bool]):
         Binding("escape", "answer(False)", "Cancel"),
     ]
 
-    def __init__(self, run: str, pid: int | None, grace: float) -> None:
+    def __init__(self, targets: list[tuple[str, int | None]], grace: float) -> None:
         super().__init__(id="kill")
+        if len(targets) == 1:
+            run, pid = targets[0]
+            what = f"[b]Kill {escape(run)}[/b] (pid {pid or '?'})?"
+        else:
+            shown = targets[:8]
+            what = f"[b]Kill {len(targets)} runs[/b], one after the other?\n" + "\n".join(
+                f"  {escape(run)} (pid {pid or '?'})" for run, pid in shown)
+            if len(targets) > len(shown):
+                what += f"\n  … and {len(targets) - len(shown)} more"
         self._text = (
-            f"[b]Kill {escape(run)}[/b] (pid {pid or '?'})?\n\n"
+            f"{what}\n\n"
             f"  1. SIGTERM now: the engine saves a checkpoint and stops (resume with r)\n"
             f"  2. SIGKILL after {grace:.0f} s if it is still running\n\n"
             "[b]y[/b] kill · [b]n[/b]/Esc keep running"

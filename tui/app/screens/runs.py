@@ -1,140 +1,338 @@
-"""The runs screen: every run with its state and headline metrics; open one or compare two."""
+"""The runs screen: every run with its state and headline metrics, at the scale of a logs folder
+with thousands of runs. Filter as you type (`/`: name, preset, state; every word must match),
+sort by any column (`s` next column, `S` reverse, or click a header), mark runs (space, `a` all
+shown) to compare any number of them (`c`) or kill the running ones (`K`).
+
+The rows come in two steps from the app's loader thread: the manifests first (the screen lists
+every run at once), then the states in batches, newest first; later refreshes read only what the
+logs gained (`tui.runs.store.RunStore.log_state`).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Input, Static
 
 from tui.app.messages import RunsLoaded
 from tui.app.screens.compare import CompareScreen
-from tui.app.view import STATE_MARKS, RunView, clock, horizon_value, num, start_time
+from tui.app.view import STATE_MARKS, RunView, align, clock, horizon_value, num, start_time
+from tui.app.widgets.runtable import Column, RunTable
+from tui.state.records import LIFECYCLE
 
 COLUMNS = (
-    ("mark", " "), ("run", "Run"), ("preset", "Preset"), ("state", "State"), ("epoch", "Epoch"),
-    ("sharpe", "Sharpe"), ("ic1", "IC h1"), ("ic20", "IC h20"), ("scale", "SCALE"),
-    ("val", "Val loss"), ("started", "Started"),
+    Column("mark", " ", max_width=1), Column("run", "Run", max_width=48, min_width=14),
+    Column("preset", "Preset", max_width=20, min_width=8), Column("state", "State", max_width=14),
+    Column("epoch", "Epoch", right=True), Column("sharpe", "Sharpe", right=True),
+    Column("ic1", "IC h1", right=True), Column("ic20", "IC h20", right=True),
+    Column("scale", "SCALE", right=True), Column("val", "Val loss", right=True),
+    Column("started", "Started"),
 )
+NUMERIC = ("sharpe", "ic1", "ic20", "scale", "val")
+SORTABLE = [c.key for c in COLUMNS if c.key != "mark"]
 REFRESH_S = 5.0
+Loader = Callable[[Callable[[RunsLoaded], object]], None]  # posts the listing, then state batches
 
 
-def run_cells(v: RunView, marked: bool) -> dict[str, str]:
-    """Headline cells of one run (metrics of its latest validated epoch)."""
-    st = v.state
-    recs = [r for r in st.epochs if r.validated]
+def headline(v: RunView) -> dict[str, float | None]:
+    """The numbers of a run's latest validated epoch (None: not measured)."""
+    recs = [r for r in v.state.epochs if r.validated]
     last = recs[-1] if recs else None
+    if last is None:
+        return dict.fromkeys(NUMERIC)
+    return {"sharpe": last.sharpe, "ic1": horizon_value(last, "ic", 1),
+            "ic20": horizon_value(last, "ic", 20), "scale": horizon_value(last, "scale", "all"),
+            "val": last.val_loss}
+
+
+def run_cells(v: RunView, marked: bool = False) -> dict[str, str]:
+    """The cells of one run (numbers not yet aligned with the other rows)."""
+    st = v.state
     n = v.max_epochs
+    nums = headline(v) if v.loaded else dict.fromkeys(NUMERIC)
     return {
         "mark": "◆" if marked else " ",
         "run": v.run or "?",
         "preset": v.preset.name if v.preset else "—",
-        "state": f"{STATE_MARKS.get(st.state, '?')} {st.state}",
-        "epoch": f"{st.epoch or 0}/{n or '?'}",
-        "sharpe": num(last.sharpe if last else None),
-        "ic1": num(horizon_value(last, "ic", 1) if last else None),
-        "ic20": num(horizon_value(last, "ic", 20) if last else None),
-        "scale": num(horizon_value(last, "scale", "all") if last else None, 2),
-        "val": num(last.val_loss if last else None),
+        "state": f"{STATE_MARKS.get(st.state, '?')} {st.state}" if v.loaded else "… reading",
+        "epoch": f"{st.epoch or 0}/{n or '?'}" if v.loaded else "",
+        **{k: (num(x) if v.loaded else "") for k, x in nums.items()},
         "started": clock(start_time(v)),
     }
 
 
+def sort_value(v: RunView, column: str, cells: dict[str, str] | None = None) -> tuple[Any, ...]:
+    """A key for sorting by `column` (rows with nothing to compare go last); `cells`: the run's
+    `run_cells`, if at hand."""
+    if column in NUMERIC:
+        x = headline(v)[column] if v.loaded else None
+        return (x is None or not math.isfinite(x), x if x is not None and math.isfinite(x) else 0.0)
+    if column == "state":
+        st = v.state.state
+        return (not v.loaded, LIFECYCLE.index(st) if st in LIFECYCLE else len(LIFECYCLE))
+    if column == "epoch":
+        return (not v.loaded, v.state.epoch or 0)
+    if column == "started":
+        return (False, start_time(v) or 0.0)
+    return (False, (cells or run_cells(v))[column].lower())
+
+
+def matches(cells: dict[str, str], words: list[str]) -> bool:
+    """Every word is in the run's name, preset or state (case-insensitive)."""
+    hay = f"{cells['run']} {cells['preset']} {cells['state']}".lower()
+    return all(w in hay for w in words)
+
+
 class RunsScreen(Screen[str | None]):
-    """Enter opens the run under the cursor; space marks runs; c compares two."""
+    """Enter opens the run under the cursor; `/` filters; `s`/`S` sort; space marks."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open"),
+        Binding("enter", "open", "Open", show=False),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
         Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare 2"),
-        Binding("g", "refresh", "Refresh"),
-        Binding("escape", "back", "Back"),
+        Binding("a", "mark_all", "Mark all", show=False),
+        Binding("c", "compare", "Compare"),
+        Binding("K", "kill_marked", "Kill marked"),
+        Binding("g", "refresh", "Refresh", show=False),
+        Binding("escape", "escape", "Back"),
     ]
 
-    def __init__(self, loader: Callable[[], list[RunView]]) -> None:
+    def __init__(self, loader: Loader, readonly: bool = False) -> None:
         super().__init__(id="runs")
         self._loader = loader
+        self.readonly = readonly
         self.views: dict[str, RunView] = {}
-        self.marked: list[str] = []
+        self.marked: list[str] = []  # in marking order (compare colours follow it)
+        self.filter_text = ""
+        self.sort_column = "started"
+        self.sort_descending = True
+        self.loaded = False  # every state read at least once
+        self._raw: dict[str, dict[str, str]] = {}  # run -> cells, numbers not aligned yet
+        self._sort_keys: dict[str, dict[str, tuple[Any, ...]]] = {}  # run -> column -> sort key
+        self._cells: dict[str, dict[str, str]] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static("[b]Runs[/b]  Enter open · space mark · c compare two · l launch · Esc back",
-                     id="runs-title")
-        table: DataTable[str] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield Static("", id="runs-title")
+        yield Input(placeholder="filter: words in the name, preset or state (Enter/Esc: back to the list)",
+                    id="runs-filter")
+        yield RunTable(id="runs-table")
         yield Static("", id="runs-empty")
         yield Footer()
 
     def on_mount(self) -> None:
         """Load now and every few seconds (in a thread: the store reads files)."""
+        self.query_one("#runs-filter", Input).display = False
+        self.query_one(RunTable).focus()
+        self._title()
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Read-only: no bulk kill."""
+        return not (self.readonly and action == "kill_marked")
+
+    # ------------------------------------------------------------------------ loading
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def action_refresh(self) -> None:
-        """Reload the run list."""
-        self.post_message(RunsLoaded(self._loader()))
+        """Reload the run list: manifests first, then the states in batches."""
+        self._loader(self.post_message)
 
     @on(RunsLoaded)
     def _loaded(self, message: RunsLoaded) -> None:
-        table = self.query_one(DataTable)
-        cursor = self._cursor_run()
-        self.views = {v.run or "?": v for v in message.views}
-        table.clear()
-        for name, v in self.views.items():
-            cells = run_cells(v, name in self.marked)
-            table.add_row(*(cells[k] for k, _ in COLUMNS), key=name)
-        if cursor in self.views:
-            table.move_cursor(row=table.get_row_index(cursor))
-        empty = "" if self.views else "No runs yet in this logs folder: press [b]l[/b] to launch one."
+        changed = False
+        if message.listing:  # the manifests: every run there is, states to follow
+            names = {v.run or "?" for v in message.views}
+            for v in message.views:
+                if (v.run or "?") not in self.views:
+                    changed |= self._put(v)
+            for gone in [k for k in self.views if k not in names]:
+                del self.views[gone], self._raw[gone], self._sort_keys[gone]
+                changed = True
+        else:
+            for v in message.views:
+                changed |= self._put(v)
+        if message.done and not self.loaded:
+            self.loaded, changed = True, True
+        if changed:
+            self._cells = self._aligned()
+            self._show()
+
+    def _put(self, v: RunView) -> bool:
+        """Keep one run's view; False if its row reads the same as before."""
+        k = v.run or "?"
+        raw = run_cells(v, k in self.marked)
+        self.views[k] = v
+        if self._raw.get(k) == raw:
+            return False
+        self._raw[k] = raw
+        self._sort_keys[k] = {c: sort_value(v, c, raw) for c in SORTABLE}
+        return True
+
+    def _aligned(self) -> dict[str, dict[str, str]]:
+        cells = {k: dict(c) for k, c in self._raw.items()}
+        keys = list(cells)
+        for col in NUMERIC:
+            for k, text in zip(keys, align([cells[k][col] for k in keys]), strict=True):
+                cells[k][col] = text
+        return cells
+
+    # ------------------------------------------------------------------------ showing
+    def _visible(self) -> list[str]:
+        words = self.filter_text.lower().split()
+        keys = [k for k, c in self._cells.items() if not words or matches(c, words)]
+        col, desc = self.sort_column, self.sort_descending
+        vals = {k: self._sort_keys[k][col] for k in keys}
+        missing = [k for k in keys if vals[k][0]]
+        present = sorted((k for k in keys if not vals[k][0]), key=lambda k: vals[k][1], reverse=desc)
+        return present + missing
+
+    def _show(self) -> None:
+        table = self.query_one(RunTable)
+        keys = self._visible()
+        table.marked = set(self.marked)
+        table.sort = (self.sort_column, self.sort_descending)
+        table.set_rows(COLUMNS, keys, self._cells, keep=table.cursor_key)
+        empty = ""
+        if not self.views and self.loaded:
+            empty = "No runs yet in this logs folder" + ("." if self.readonly else ": press [b]l[/b] to launch one.")
+        elif self.views and not keys:
+            empty = f"No run matches {self.filter_text!r}: / to change the filter."
         self.query_one("#runs-empty", Static).update(empty)
+        self._title()
 
-    def _cursor_run(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return key.value
+    def _title(self) -> None:
+        table = self.query_one(RunTable)
+        n, total = table.row_count, len(self.views)
+        shown = f"{n} of {total}" if n != total else f"{total}"
+        what = f" · filter [b]{self.filter_text}[/b]" if self.filter_text else ""
+        reading = "" if self.loaded else " · reading states…"
+        marks = f" · {len(self.marked)} marked" if self.marked else ""
+        label = next(c.label for c in COLUMNS if c.key == self.sort_column)
+        arrow = "▼" if self.sort_descending else "▲"
+        ro = " · [reverse] READ-ONLY [/reverse]" if self.readonly else ""
+        self.query_one("#runs-title", Static).update(
+            f"[b]Runs[/b] {shown}{what} · sort {label} {arrow}{marks}{reading}{ro}")
 
-    def action_open(self) -> None:
-        """Attach the main screen to the run under the cursor."""
-        run = self._cursor_run()
-        if run is not None:
-            self.dismiss(run)
+    # ------------------------------------------------------------------------ filter and sort
+    def action_filter(self) -> None:
+        """Show and focus the filter input."""
+        box = self.query_one("#runs-filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
 
-    @on(DataTable.RowSelected)
-    def _selected(self) -> None:
-        self.action_open()
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._show()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_done(self) -> None:
+        self._close_filter()
+
+    def _close_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        box.display = bool(self.filter_text)
+        self.query_one(RunTable).focus()
+
+    def action_sort(self, column: str | None = None) -> None:
+        """Sort by the next column (or `column`)."""
+        if column is None:
+            column = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
+        if column == self.sort_column:
+            self.sort_descending = not self.sort_descending
+        else:
+            self.sort_column = column
+            self.sort_descending = column in (*NUMERIC, "started", "epoch")
+        self._show()
+
+    def action_reverse(self) -> None:
+        """Reverse the order."""
+        self.sort_descending = not self.sort_descending
+        self._show()
+
+    @on(RunTable.HeaderClicked)
+    def _header_clicked(self, message: RunTable.HeaderClicked) -> None:
+        if message.column in SORTABLE:
+            self.action_sort(message.column)
+
+    # ------------------------------------------------------------------------ marks and actions
+    def _remark(self) -> None:
+        for k, cells in self._cells.items():
+            cells["mark"] = self._raw[k]["mark"] = "◆" if k in self.marked else " "
+        table = self.query_one(RunTable)
+        table.marked = set(self.marked)
+        table.refresh()
+        self._title()
 
     def action_mark(self) -> None:
-        """Mark / unmark the run under the cursor for comparison (at most two)."""
-        run = self._cursor_run()
+        """Mark / unmark the run under the cursor and move down."""
+        table = self.query_one(RunTable)
+        run = table.cursor_key
         if run is None:
             return
         if run in self.marked:
             self.marked.remove(run)
         else:
-            self.marked = [*self.marked, run][-2:]
-        table = self.query_one(DataTable)
-        for name in self.views:
-            table.update_cell(name, "mark", "◆" if name in self.marked else " ")
+            self.marked.append(run)
+        table.action_cursor(1)
+        self._remark()
+
+    def action_mark_all(self) -> None:
+        """Mark every run shown (all shown already marked: unmark them)."""
+        shown = self.query_one(RunTable).keys
+        if all(k in self.marked for k in shown):
+            self.marked = [k for k in self.marked if k not in set(shown)]
+        else:
+            self.marked += [k for k in shown if k not in self.marked]
+        self._remark()
+
+    def action_open(self) -> None:
+        """Attach the main screen to the run under the cursor."""
+        run = self.query_one(RunTable).cursor_key
+        if run is not None:
+            self.dismiss(run)
+
+    @on(RunTable.Selected)
+    def _selected(self, message: RunTable.Selected) -> None:
+        self.dismiss(message.key)
 
     def action_compare(self) -> None:
-        """Compare the two marked runs (or the marked one with the one under the cursor)."""
-        names = list(self.marked)
-        cur = self._cursor_run()
+        """Compare the marked runs (one marked: with the run under the cursor)."""
+        names = [n for n in self.marked if n in self.views]
+        cur = self.query_one(RunTable).cursor_key
         if len(names) < 2 and cur is not None and cur not in names:
             names.append(cur)
         if len(names) < 2:
-            self.notify("Mark two runs with space, then press c", severity="warning")
+            self.notify("Mark two runs or more with space, then press c", severity="warning")
             return
-        a, b = (self.views[n] for n in names[:2])
-        self.app.push_screen(CompareScreen(a, b))
+        self.app.push_screen(CompareScreen([self.views[n] for n in names]))
+
+    def action_kill_marked(self) -> None:
+        """Kill the marked runs that are still running (after a confirmation)."""
+        views = [self.views[n] for n in self.marked if n in self.views]
+        running = [v for v in views if v.loaded and v.active]
+        if not running:
+            self.notify("No marked run is running", severity="warning")
+            return
+        kill = getattr(self.app, "kill_runs", None)
+        if kill is not None:
+            kill(running)
+
+    def action_escape(self) -> None:
+        """Esc in the filter input closes it (the filter stays); else back."""
+        if self.focused is self.query_one("#runs-filter", Input):
+            self._close_filter()
+        else:
+            self.action_back()
 
     def action_back(self) -> None:
         """Back to the main screen (stays here if no run is attached)."""

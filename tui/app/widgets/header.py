@@ -26,7 +26,7 @@ class RunHeader(Vertical):
             yield Label("epoch", id="epoch-label", classes="bar-label")
             yield ProgressBar(total=100, show_eta=False, id="epoch-bar")
             yield Label("", id="epoch-detail", classes="bar-detail")
-        with Horizontal(classes="bar-row"):
+        with Horizontal(classes="bar-row", id="run-row"):
             yield Label("run", id="run-label", classes="bar-label")
             yield ProgressBar(total=100, show_eta=False, id="run-bar")
             yield Label("", id="run-detail", classes="bar-detail")
@@ -34,6 +34,25 @@ class RunHeader(Vertical):
     def on_mount(self) -> None:
         """Elapsed time ticks once a second (no file access: it only re-reads the clock)."""
         self.set_interval(1.0, self._tick)
+
+    @property
+    def rows(self) -> int:
+        """Rows it takes: 3, or 2 when compact (the run bar folded into the epoch line)."""
+        return 2 if self.compact else 3
+
+    @property
+    def compact(self) -> bool:
+        """The run's progress bar is left out (short terminals)."""
+        return self.has_class("-compact")
+
+    def set_compact(self, compact: bool) -> None:
+        """Fold the run bar into the epoch line (or show it again)."""
+        if compact != self.compact:
+            self.set_class(compact, "-compact")
+            self.query_one("#run-row").display = not compact
+            self.styles.height = self.rows
+            if self._view is not None:
+                self.show(self._view)
 
     def _set(self, widget_id: str, text: str) -> None:
         if self._texts.get(widget_id) != text:
@@ -67,10 +86,14 @@ class RunHeader(Vertical):
         if p.steps and p.step is not None:
             step = p.steps if p.epoch is not None and p.epoch <= done else p.step
             epoch_bar.update(total=p.steps, progress=step)
-            rate = f"{p.steps_per_s:.2f} steps/s" if p.steps_per_s else "— steps/s"
-            self._set("epoch-detail", f"{step}/{p.steps} · {rate}")
+            unit = "/s" if self.compact else " steps/s"
+            rate = f"{p.steps_per_s:.2f}{unit}" if p.steps_per_s else f"—{unit}"
+            detail = f"{step}/{p.steps} · {rate}"
         else:
-            self._set("epoch-detail", "waiting for steps")
+            detail = "waiting for steps"
+        if self.compact and n:
+            detail += f" · run {done}/{n}"
+        self._set("epoch-detail", detail)
         self._set("epoch-label", f"epoch {st.epoch or '—'}/{n or '—'}")
         run_bar = self.query_one("#run-bar", ProgressBar)
         if n:

@@ -7,11 +7,13 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rich.segment import Segment
 from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.markup import escape
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import Input, Log, Static
 
 MAX_LINES = 5000
@@ -30,6 +32,23 @@ QUICK_FILTERS: dict[str, tuple[str, str]] = {
     "5": ("Val metrics", r"Val metrics"),
     "6": ("warnings/errors", r"\]\[(WARNING|ERROR)\]|WARNING|ERROR|Traceback|Error"),
 }
+# The same keys in the status line, short enough that all of them fit in 80 columns.
+QUICK_SHORT = {"1": "epochs", "2": "losses", "3": "SCALE", "4": "Sharpe", "5": "val", "6": "warn"}
+EPOCH_START = re.compile(r"Epoch \d+/\d+\s*$")  # `[main] Epoch 4/10`, the engine's epoch banner
+
+
+class TailLog(Log):
+    """Textual's Log, whose lines cut at the right edge end in an ellipsis."""
+
+    def _render_line(self, y: int, scroll_x: int, width: int) -> Strip:
+        strip = super()._render_line(y, scroll_x, width)
+        shown = min(width, self.scrollable_content_region.width)  # the scrollbar takes the rest
+        if y < len(self._lines) and shown > 1:
+            full = self._render_line_strip(y, self.rich_style)
+            if full.cell_length > scroll_x + shown:
+                cut = Strip.join([strip.crop(0, shown - 1), Strip([Segment("…", self.rich_style)])])
+                strip = cut.extend_cell_length(width, self.rich_style).apply_offsets(scroll_x, y)
+        return strip
 
 
 def compact(line: str) -> str:
@@ -57,16 +76,28 @@ class LogPane(Vertical):
         self._regex: re.Pattern[str] | None = None
         self._label = "all lines"
         self._status_text = ""
+        self._following = True
         self.total = 0
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-status")
         yield Input(placeholder="regex, Enter to apply, empty for all, Esc to close", id="log-filter")
-        yield Log(max_lines=self._max, id="log")
+        yield TailLog(max_lines=self._max, id="log")
 
     def on_mount(self) -> None:
         """Start with the filter input hidden."""
         self.query_one("#log-filter", Input).display = False
+        self.watch(self.query_one(Log), "scroll_y", self._scrolled, init=False)
+        self._status()
+
+    def _scrolled(self, old: float, new: float) -> None:
+        """Scrolled by keys, wheel or a jump: up pauses following, down to the end resumes it (a
+        resize only moves the end, never the scroll position up, so it changes nothing)."""
+        log = self.query_one(Log)
+        if new >= log.max_scroll_y - SLACK:
+            self._following = True
+        elif new < old:
+            self._following = False
         self._status()
 
     @property
@@ -79,11 +110,25 @@ class LogPane(Vertical):
         """The lines the pane shows now."""
         return list(self.query_one(Log).lines)
 
-    def _status(self) -> None:
-        keys = " ".join(f"{k} {label}" for k, (label, _) in QUICK_FILTERS.items())
+    def status_text(self, width: int) -> str:
+        """The pane's first line: the filter, whether it follows the tail, the keys that fit."""
         what = escape(self._label)
-        paused = "" if self.following else "[reverse] paused: End to follow [/reverse] "
-        text = f"[b]Log[/b] {paused}filter: [b]{what}[/b]  [dim]/ regex · {keys} · 0 all[/dim]"
+        head = f"[b]{what}[/b]"
+        used = len(self._label)
+        if not self.following:
+            head += " [reverse] paused · End follows [/reverse]"
+            used += 22
+        hints = ["/ regex", *(f"{k} {v}" for k, v in QUICK_SHORT.items()), "0 all", "g epoch"]
+        shown: list[str] = []
+        for h in hints:
+            if used + 3 + len(h) + 1 > width:
+                break
+            shown.append(h)
+            used += 1 + len(h)
+        return head + (f" [dim]│ {escape(' '.join(shown))}[/dim]" if shown else "")
+
+    def _status(self) -> None:
+        text = self.status_text(self.size.width or 80)
         if text != self._status_text:
             self._status_text = text
             self.query_one("#log-status", Static).update(text)
@@ -102,7 +147,7 @@ class LogPane(Vertical):
         self._lines.extend(lines)
         self.total += len(lines) + skipped
         shown = self._match(lines[-self._max:])
-        following = self.following or reset
+        following = self._following = self._following or reset
         if shown:
             log.write_lines(shown, scroll_end=False)
             if following:
@@ -113,15 +158,38 @@ class LogPane(Vertical):
 
     @property
     def following(self) -> bool:
-        """The log shows its tail (False: the user scrolled up; autoscroll pauses)."""
-        log = self.query_one(Log)
-        return log.max_scroll_y - log.scroll_y <= SLACK
+        """The log follows its tail (False: the user scrolled up or jumped; autoscroll pauses)."""
+        return self._following
 
     def on_resize(self) -> None:
         """A pane that was following the tail keeps following it when its size changes."""
-        log = self.query_one(Log)
-        if log.max_scroll_y - log.scroll_y <= log.size.height:
+        if self._following:
+            log = self.query_one(Log)
             self.call_after_refresh(log.scroll_end, animate=False, immediate=True, x_axis=False)
+        self._status()
+
+    def follow(self) -> None:
+        """Show the tail again and keep following it (`End`)."""
+        log = self.query_one(Log)
+        self._following = True
+        log.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.call_after_refresh(log.scroll_end, animate=False, immediate=True, x_axis=False)
+        self.call_after_refresh(self._status)
+        self._status()
+
+    def jump_to_epoch(self) -> bool:
+        """Scroll so that the latest epoch's start line is at the top (following pauses);
+        False when the shown lines hold none."""
+        log = self.query_one(Log)
+        lines = log.lines
+        for i in range(len(lines) - 1, -1, -1):
+            if EPOCH_START.search(lines[i]):
+                self._following = False
+                log.scroll_to(y=i, animate=False, immediate=True)
+                self._status()
+                return True
+        return False
+
 
     def set_filter(self, pattern: str | None, label: str | None = None) -> bool:
         """Show only lines matching `pattern` (None/empty: all); False if the regex is invalid."""
@@ -136,6 +204,7 @@ class LogPane(Vertical):
             self._regex, self._label = None, "all lines"
         log = self.query_one(Log)
         log.clear()
+        self._following = True
         log.write_lines(self._match(self._lines), scroll_end=True)
         self._status()
         self.post_message(self.FilterChanged(self.pattern))

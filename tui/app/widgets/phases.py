@@ -1,4 +1,5 @@
-"""The seed's initialization checklist, ticked as lines arrive."""
+"""The seed's initialization checklist, ticked as lines arrive: a full list while a phase is
+pending or failed, one line once every phase is done (`i` shows the list again)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,58 @@ from textual.widgets import Static
 from tui.state.records import PHASES
 from tui.state.run import RunState
 
+SHORT = {"device": "device", "hidden_size": "model", "files": "files", "scaler": "scaler",
+         "date_filter": "dates", "loaders": "loaders", "first_epoch": "epoch 1"}
+FAILED = ("crashed", "killed")
+
+
+def phase_marks(st: RunState) -> list[tuple[str, str, str]]:
+    """(mark, label, detail) per phase: ✅ seen, ❌ the run ended before it, ⏳ not yet."""
+    out = []
+    for key, label in PHASES:
+        done = st.phases.get(key, False)
+        mark = "✅" if done else ("❌" if st.state in FAILED else "⏳")
+        out.append((mark, label, st.phase_details.get(key, "") if done else ""))
+    return out
+
+
+def all_done(st: RunState) -> bool:
+    """Every phase was seen in the log."""
+    return all(st.phases.get(key, False) for key, _ in PHASES)
+
 
 class PhaseChecklist(Static):
-    """✅ for each phase seen in the log, ⏳ for the rest."""
+    """✅ per phase seen, ⏳ pending, ❌ failed; `lines` rows are given to it by the screen."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._text = ""
-        self.show(RunState())
+        self._state = RunState()
+        self.expanded = False  # the user asked for the full list (`i`)
+        self.lines = 1 + len(PHASES)
+        self.show(self._state)
 
-    def show(self, st: RunState) -> None:
-        """Render the phases of a state."""
-        lines = ["[b]Initialization[/b]"]
-        for key, label in PHASES:
-            done = st.phases.get(key, False)
-            detail = st.phase_details.get(key, "") if done else ""
-            detail = detail if len(detail) <= 60 else detail[:59] + "…"
-            mark = "✅" if done else ("❌" if st.state in ("crashed", "killed") else "⏳")
-            lines.append(f" {mark} {label}" + (f" [dim]{escape(detail)}[/dim]" if detail else ""))
-        text = "\n".join(lines)
+    @property
+    def wants_full(self) -> bool:
+        """The full list matters: a phase pending or failed, or the user asked for it."""
+        return self.expanded or not all_done(self._state)
+
+    def show(self, st: RunState, lines: int | None = None) -> None:
+        """Render the phases of a state in `lines` rows (the full list if they fit, else one line)."""
+        self._state = st
+        if lines is not None:
+            self.lines = lines
+        marks = phase_marks(st)
+        if self.lines > len(PHASES):
+            rows = ["[b]Initialization[/b]"]
+            for mark, label, detail in marks:
+                rows.append(f" {mark} {label}" + (f" [dim]{escape(detail)}[/dim]" if detail else ""))
+            text = "\n".join(rows)
+        elif all_done(st):
+            text = f"[b]Initialization[/b] ✅ all {len(PHASES)} phases done [dim](i: the list)[/dim]"
+        else:
+            short = " ".join(f"{m}{SHORT.get(key, label)}" for (m, label, _), (key, _) in zip(marks, PHASES, strict=False))
+            text = f"[b]Init[/b] {short}"
         if text != self._text:
             self._text = text
             self.update(text)

@@ -19,12 +19,16 @@ from tui.app.view import ProcView, RunView, field_of
 from tui.judge.conditions import TERMINAL
 from tui.judge.evaluate import evaluate
 from tui.judge.results import Verdicts
+from tui.log.events import Progress as ProgressEvent
+from tui.log.parse import parse_line
 from tui.presets.baselines import Baselines
 from tui.presets.preset import Preset
 from tui.runs.store import live_state, metrics_csv_of_log
 from tui.state.run import RunState
 
 MAX_CHUNK = 5000  # the log pane keeps no more than this many lines
+MAX_STEPS = 4000  # progress points kept for the per-step chart (halved, every other one, when full)
+MAX_STEP_LINES = 200  # progress lines parsed per poll at most (a flood is sampled)
 PROC_EVERY_S = 1.0
 MANIFEST_EVERY_S = 1.0
 
@@ -62,7 +66,32 @@ class RunWatch:
         self._next_manifest = 0.0
         self._manifest_mtime: float | None = None
         self._alive: bool | None = None
+        self.steps: list[tuple[float, float]] = []
         self.view: RunView | None = None
+
+    def _collect_steps(self, lines: list[str], reset: bool) -> None:
+        """(global step, loss) of the progress lines read, for the per-step chart.
+
+        The state's fold keeps only the latest progress line, so they are read from the raw
+        lines (both formats, through `parse_line`); a flood is sampled to `MAX_STEP_LINES`.
+        """
+        steps = self.steps
+        if reset:
+            steps.clear()
+        cand = [ln for ln in lines if "[progress] " in ln or ("Epoch " in ln and "it" in ln)]
+        if len(cand) > MAX_STEP_LINES:
+            every = len(cand) // MAX_STEP_LINES + 1
+            cand = cand[::-every][::-1]
+        for ln in cand:
+            ev = parse_line(ln)
+            if not isinstance(ev, ProgressEvent) or ev.loss is None or ev.step is None:
+                continue
+            x = float(ev.step if not (ev.epoch and ev.steps) else (ev.epoch - 1) * ev.steps + ev.step)
+            while steps and steps[-1][0] >= x:  # a resumed attempt goes back: the curve restarts there
+                steps.pop()
+            steps.append((x, float(ev.loss)))
+        if len(steps) > MAX_STEPS:
+            self.steps = steps[::2]
 
     def step(self) -> bool:
         """Read what is new; post at most one chunk, one snapshot and one process sample.
@@ -73,6 +102,7 @@ class RunWatch:
         events = self.follower.poll()
         raw = self.follower.take_lines()
         if raw is not None:
+            self._collect_steps(raw.lines, raw.reset)
             self.post(LogChunk(raw.lines[-MAX_CHUNK:], reset=raw.reset or self._first,
                                skipped=raw.skipped + max(0, len(raw.lines) - MAX_CHUNK)))
         changed = bool(events) or self._first
@@ -117,7 +147,8 @@ class RunWatch:
             verdicts = evaluate(self.preset, st, self.baselines)
         launched = field_of(self.manifest, "created_at")
         self.view = RunView(run=self.run or st.run, state=st, preset=self.preset, verdicts=verdicts,
-                            log_path=self.log, launched_at=launched, manifest=self.manifest)
+                            log_path=self.log, launched_at=launched, manifest=self.manifest,
+                            steps=tuple(self.steps))
         self.post(RunSnapshot(self.view))
         self._notify(st, verdicts)
 
