@@ -85,7 +85,8 @@ def test_80x24_shows_the_metric_table_and_the_recommendation(term: Tmux, tmp_pat
     add_run(RunStore(logs), TINY)  # the recorded log with its manifest (preset tiny)
     term.start(f"{sys.executable} -m tui.cli --logs {logs} --presets {presets_dir} tui {TINY[1]}",
                size=(80, 24))
-    screen = term.wait("Metrics vs baseline", "Next: launch smoke", "Epochs", timeout=30)
+    screen = term.wait("Metrics vs baseline", "Next: launch smoke", "Epochs", "0.9010",
+                       "❌ Epoch 1 Validation", timeout=30)  # drawn in steps: wait for the last
     lines = screen.splitlines()
     assert len(lines) <= 24 and all(len(ln) <= 80 for ln in lines)
     for row in ("val/loss", "Sharpe", "IC (h20)", "SCALE(yhat/y)"):

@@ -57,7 +57,10 @@ def cmd_resume(ctx: Context, a: argparse.Namespace) -> int:
 
 def _started(m: Manifest, as_json: bool, what: str) -> None:
     if as_json:
-        say(json.dumps({"run": m.run, "pid": m.pid, "log": m.log, "job_id": m.job_id}))
+        out: dict[str, Any] = {"run": m.run, "pid": m.pid, "log": m.log}
+        if m.backend == "slurm":
+            out["job_id"] = m.job_id
+        say(json.dumps(out))
     else:
         where = f"Slurm job {m.job_id}" if m.backend == "slurm" else f"pid {m.pid}"
         say(f"{what} {m.run} ({where})\n  log {m.log}\n  follow: runctl status {m.run} --watch")

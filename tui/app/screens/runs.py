@@ -27,12 +27,12 @@ from tui.app.widgets.runtable import Column, RunTable
 from tui.state.records import LIFECYCLE
 
 COLUMNS = (
-    Column("mark", " ", max_width=1), Column("run", "Run", max_width=48, min_width=14),
-    Column("preset", "Preset", max_width=20, min_width=8), Column("state", "State", max_width=14),
+    Column("mark", " ", max_width=1), Column("run", "Run", max_width=48),  # the id never gives way
+    Column("preset", "Preset", max_width=20, min_width=8, give_first=2), Column("state", "State", max_width=14),
     Column("epoch", "Epoch", right=True), Column("sharpe", "Sharpe", right=True),
     Column("ic1", "IC h1", right=True), Column("ic20", "IC h20", right=True),
     Column("scale", "SCALE", right=True), Column("val", "Val loss", right=True),
-    Column("started", "Started"),
+    Column("started", "Started", min_width=5, give_first=1),  # the run id says when, too
 )
 NUMERIC = ("sharpe", "ic1", "ic20", "scale", "val")
 SORTABLE = [c.key for c in COLUMNS if c.key != "mark"]

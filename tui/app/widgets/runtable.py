@@ -34,6 +34,7 @@ class Column:
     right: bool = False
     max_width: int = 40
     min_width: int = 0  # > 0: the column gives way (down to this) when the row is too wide
+    give_first: int = 0  # columns that give way do so lowest first (ties: left to right)
 
 
 class RunTable(ScrollView, can_focus=True):
@@ -116,7 +117,9 @@ class RunTable(ScrollView, can_focus=True):
             widths.append(min(w, c.max_width))
         avail = self.scrollable_content_region.width or self.size.width or 120
         spare = avail - (sum(widths) + len(widths) - 1)
-        for i, c in enumerate(self.columns):  # flexible columns give way, in order
+        order = sorted(range(len(self.columns)), key=lambda i: self.columns[i].give_first)
+        for i in order:  # flexible columns give way, the least needed first
+            c = self.columns[i]
             if spare >= 0:
                 break
             if c.min_width and widths[i] > c.min_width:
