@@ -142,3 +142,61 @@ def test_queue_add_validates_like_launch_and_rm(box, logs_dir: Path) -> None:  #
     store = RunStore(logs_dir)
     for run in (a, b):
         (Path(store.get(run).run_dir) / "stop").touch()
+
+
+def test_runs_screen_shows_the_queue_and_its_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  reaper) -> None:  # noqa: ANN001
+    """The runs screen lists the queue; Q queues a preset (validated like launch), x removes one."""
+    import asyncio
+
+    from app_fixtures import PRESETS, wait_for
+    from textual.widgets import Input, OptionList, Static
+
+    from tui.app.app import RunctlApp
+    from tui.app.screens.runs import RunsScreen
+    from tui.runs.launcher import Launcher
+    from tui.runs.store import Manifest
+
+    monkeypatch.setenv("RUNCTL_GPUS", "0")
+    store = RunStore(tmp_path / "_logs")
+    me = procs.identify(os.getpid())
+    assert me is not None
+    store.save(Manifest(run="holder_1", name="holder", preset="tiny", log=str(store.log_path("holder_1")),
+                        run_dir=str(store.run_dir("holder_1")), pid_file=str(store.pid_path("holder")),
+                        created_at=time.time(), host="h", pid=me.pid, create_time=me.create_time,
+                        cmdline=me.cmdline, gpus=(0,)))  # this test process holds the only GPU
+    registry = PresetRegistry(PRESETS)
+    queue = RunQueue(store)
+    queue.add("tiny", PRESETS, name="first", gpus=1)
+
+    async def go() -> None:
+        app = RunctlApp(store, Launcher(store, registry), registry, poll_interval=0.05, probe=None)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("R")  # the holder run is attached first (it is alive): the runs screen
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+            box = app.screen.query_one("#runs-queue", Static)
+            await wait_for(pilot, lambda: "q1 tiny (first)" in str(box.render()))
+            assert "GPUs free 0 of 1" in str(box.render())
+            await pilot.press("Q")
+            await wait_for(pilot, lambda: app.screen.id == "launch")
+            app.screen.query_one("#preset-filter", Input).value = "smoke"
+            await pilot.pause(0.1)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: [i.preset for i in queue.load().waiting] == ["tiny", "smoke"], 10)
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+            await pilot.press("x")
+            await wait_for(pilot, lambda: app.screen.id == "queue-rm")
+            app.screen.query_one(OptionList).highlighted = 0
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: [i.id for i in queue.load().waiting] == ["q2"], 10)
+        app2 = RunctlApp(store, None, registry, poll_interval=0.05, probe=None, readonly=True)
+        async with app2.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("R")
+            await wait_for(pilot, lambda: isinstance(app2.screen, RunsScreen))
+            await pilot.press("Q", "x")
+            await pilot.pause(0.2)
+            assert isinstance(app2.screen, RunsScreen) and [i.id for i in queue.load().waiting] == ["q2"]
+
+    asyncio.run(asyncio.wait_for(go(), 60))

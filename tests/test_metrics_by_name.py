@@ -169,3 +169,17 @@ def test_plain_text_views_show_own_metrics(tmp_path: Path) -> None:
     said: list[str] = []
     ProgressPrinter(said.append, preset=preset).update(st)  # reported at its [metrics] line
     assert any(s.startswith("Epoch 1/3:") and "val_acc=0.6500" in s and "sharpe" not in s for s in said)
+
+
+def test_runs_screen_and_timeline_show_own_metrics(tmp_path: Path) -> None:
+    from tui.app.screens.runs import run_cells
+    from tui.app.view import RunView
+
+    (tmp_path / "own.toml").write_text(PRESET)
+    preset = PresetRegistry(tmp_path).get("own")
+    st = _fold([H + "runctl callback 0.1 starting: pid=1 run_dir=/r/own_1", H + "[main] Epoch 1/3",
+                H + "[metrics] epoch=1 val_acc=0.85"])
+    v = RunView(run="own_1", state=st, preset=preset, verdicts=evaluate(preset, st, Baselines()),
+                log_path=tmp_path / "x.log", loaded=True)
+    assert run_cells(v)["own"] == "val_acc 0.8500"
+    assert any(r.key == "val_acc" and r.current == 0.85 for r in v.verdicts.table)  # the metric table's row

@@ -225,3 +225,23 @@ def test_two_task_ddp_on_cpu(presets: Path, logs_dir: Path) -> None:
     st = store.state(store.get(m.run))
     assert st.state == "finished", log.read_text()[-3000:]
     assert [r.epoch for r in st.epochs if r.validated] == [1, 2]
+
+
+def test_the_tui_probe_shows_a_slurm_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A Slurm run has no local pid: the process panel shows its job, and says when Slurm can't."""
+    from tui.app import proc_probe
+    from tui.runs.slurm import JobInfo
+
+    m = Manifest(run="r", name="r", preset="tiny", log="l", run_dir="d", pid_file="p", created_at=0.0,
+                 host="h", backend="slurm", job_id="42")
+    monkeypatch.setattr(proc_probe._jobs, "info", lambda job: JobInfo(job, "RUNNING", None, "node7",
+                                                                         "00:01:02", "00:10:00", 0))
+    p = proc_probe.sample_process(m)
+    assert p is not None and p.alive and p.pid is None
+    assert p.status == "Slurm job 42 RUNNING on node7 00:01:02/00:10:00"
+    monkeypatch.setattr(proc_probe._jobs, "info", lambda job: JobInfo(job, "PENDING", "Resources"))
+    p = proc_probe.sample_process(m)
+    assert p is not None and p.alive and "PENDING (Resources)" in p.status
+    monkeypatch.setattr(proc_probe._jobs, "info", lambda job: None)
+    p = proc_probe.sample_process(m)
+    assert p is not None and not p.alive and "unknown to Slurm" in p.status

@@ -16,7 +16,7 @@ from typing import Any
 from textual import work
 from textual.app import App
 
-from tui.app.messages import RunsLoaded
+from tui.app.messages import QueueLoaded, RunsLoaded
 from tui.app.screens.confirm import KillScreen
 from tui.app.screens.launch import LaunchRequest, LaunchScreen
 from tui.app.screens.main import MainScreen
@@ -27,9 +27,11 @@ from tui.judge.report import render_report
 from tui.presets.baselines import Baselines
 from tui.presets.preset import Preset
 from tui.presets.registry import derive, resolve
+from tui.runs.gpus import box_gpus, held
+from tui.runs.queue import RunQueue, gpus_needed
 from tui.state.run import RunState
 
-CHANGING = ("launch", "next", "kill", "resume", "kill_marked")  # what --readonly takes away
+CHANGING = ("launch", "next", "kill", "resume", "kill_marked", "queue_preset", "unqueue")  # what --readonly takes away
 RUNS_BATCH_S = 0.5  # the runs screen gets the states read so far this often (once if quick)
 READ_SWITCH_S = 0.0005  # the GIL switch interval while reading logs for it (Python's: 5 ms)
 
@@ -93,8 +95,8 @@ class RunActions(App[int]):
                     title="READ-ONLY")
 
     # ------------------------------------------------------------------------ actions
-    def action_launch(self, initial: str | None = None) -> None:
-        """Pick a preset, edit it, launch it (or save it as a new preset)."""
+    def action_launch(self, initial: str | None = None, queue: bool = False) -> None:
+        """Pick a preset, edit it, launch it (or save it as a new preset; `queue`: wait for GPUs)."""
         presets: dict[str, Preset | str] = {}
         for name in self.registry.names():
             try:
@@ -102,7 +104,14 @@ class RunActions(App[int]):
             except RunctlError as e:
                 presets[name] = str(e)
         current = field_of(self.view.manifest if self.view else None, "preset")
-        self.push_screen(LaunchScreen(presets, initial or current), self._launch_chosen)
+        self.push_screen(LaunchScreen(presets, initial or current),
+                         self._queue_chosen if queue else self._launch_chosen)
+
+    def _queue_chosen(self, req: LaunchRequest | None) -> None:
+        if req is not None and not req.save_as:
+            self.do_queue(req)
+        elif req is not None:
+            self._launch_chosen(req)
 
     def _launch_chosen(self, req: LaunchRequest | None) -> None:
         if req is None:
@@ -200,7 +209,53 @@ class RunActions(App[int]):
         if isinstance(self.screen, RunsScreen):
             self.screen.dismiss(None)
             return
-        self.push_screen(RunsScreen(self.load_runs, readonly=self.readonly), self._run_chosen)
+        self.push_screen(RunsScreen(self.load_runs, readonly=self.readonly, queue_loader=self.load_queue),
+                         self._run_chosen)
+
+    def load_queue(self) -> QueueLoaded:
+        """The queue and the box's GPUs (in the runs screen's worker thread)."""
+        try:
+            gpus = box_gpus()
+            held_now = held(self.store) if gpus else {}
+            items = RunQueue(self.store).load().waiting
+        except RunctlError as e:
+            return QueueLoaded([], [], [], error=str(e))
+        return QueueLoaded(items, gpus, [g for g in gpus if g not in held_now])
+
+    def action_queue_preset(self) -> None:
+        """Pick a preset to wait in the queue for its GPUs (the launch picker, then queued)."""
+        self.action_launch(queue=True)
+
+    @work(thread=True, exit_on_error=False, name="queue")
+    def do_queue(self, req: LaunchRequest) -> None:
+        """Validate like a launch, queue it, wake the runner."""
+        try:
+            need = gpus_needed(self.launcher, req.preset, list(req.sets), list(req.envs), req.name)
+            queue = RunQueue(self.store)
+            item = queue.add(req.preset, self.registry.directory, list(req.sets), list(req.envs),
+                             name=req.name, gpus=need)
+            queue.ensure_runner()
+        except RunctlError as e:
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        self.call_from_thread(self.notify, f"queued {item.id}: {item.preset} waits for {need} GPU(s)",
+                              title="Queued")
+        self.call_from_thread(self._refresh_runs)
+
+    @work(thread=True, exit_on_error=False, name="unqueue")
+    def unqueue(self, item: str) -> None:
+        """Take a waiting item out of the queue."""
+        try:
+            gone = RunQueue(self.store).remove(item)
+        except RunctlError as e:
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        self.call_from_thread(self.notify, f"removed {gone.id} ({gone.preset}) from the queue")
+        self.call_from_thread(self._refresh_runs)
+
+    def _refresh_runs(self) -> None:
+        if isinstance(self.screen, RunsScreen):
+            self.screen.action_refresh()
 
     def _run_chosen(self, run: str | None) -> None:
         if run is not None and (self.view is None or self.view.run != run):

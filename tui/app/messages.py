@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.message import Message
 
@@ -68,3 +69,14 @@ class RunsLoaded(Message):
     views: list[RunView]
     done: bool = True
     listing: bool = False
+
+
+@dataclass
+class QueueLoaded(Message):
+    """The queue of the logs folder for the runs screen: waiting items (oldest first), the box's
+    GPUs and the free ones; `error`: the queue file could not be read."""
+
+    items: list[Any]
+    gpus: list[int]
+    free: list[int]
+    error: str | None = None

@@ -8,7 +8,8 @@ from typing import Any
 import psutil
 
 from tui.app.view import ProcView, field_of, size
-from tui.runs import procs
+from tui.errors import RunctlError
+from tui.runs import procs, slurm
 
 _nvml: Any = None
 _nvml_ok: bool | None = None
@@ -44,8 +45,31 @@ def gpu_text() -> str:
     return "  ".join(parts) or "no GPU"
 
 
+_jobs = slurm.JobCache()
+
+
+def sample_job(manifest: Any) -> ProcView | None:
+    """A Slurm run: its job as Slurm tells it (alive while queued or running)."""
+    job = field_of(manifest, "job_id")
+    if not job:
+        return None
+    try:
+        info = _jobs.info(job)
+    except RunctlError as e:
+        return ProcView(pid=None, alive=False, status=f"Slurm job {job}: {e}", gpu="")
+    if info is None:
+        return ProcView(pid=None, alive=False, status=f"Slurm job {job}: unknown to Slurm", gpu="")
+    where = f" on {info.node}" if info.node else ""
+    why = f" ({info.reason})" if info.reason else ""
+    limit = f"/{info.time_limit}" if info.time_limit else ""
+    return ProcView(pid=None, alive=info.active, gpu="",
+                    status=f"Slurm job {job} {info.state}{why}{where} {info.elapsed or ''}{limit}".strip())
+
+
 def sample_process(manifest: Any) -> ProcView | None:
     """A sample of the manifest's engine process (None: no pid recorded)."""
+    if field_of(manifest, "backend") == "slurm":
+        return sample_job(manifest)
     pid = field_of(manifest, "pid")
     if pid is None:
         return None

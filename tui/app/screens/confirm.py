@@ -44,3 +44,30 @@ class KillScreen(ModalScreen[bool]):
     def action_answer(self, yes: bool) -> None:
         """Close with the answer."""
         self.dismiss(yes)
+
+
+class QueueRemoveScreen(ModalScreen["str | None"]):
+    """Pick a waiting queue item to take out of the queue (Enter), Esc keeps them all."""
+
+    BINDINGS = [Binding("escape", "pick(None)", "Cancel")]
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        super().__init__(id="queue-rm")
+        self._items = items  # (id, text)
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import OptionList
+        from textual.widgets.option_list import Option
+
+        with Vertical(id="queue-rm-box"):
+            yield Static("[b]Remove from the queue[/b] (Enter removes, Esc keeps)")
+            yield OptionList(*(Option(escape(text), id=item) for item, text in self._items), id="queue-rm-list")
+
+    def on_option_list_option_selected(self, event: object) -> None:
+        """Enter on an item: remove it."""
+        option = getattr(event, "option", None)
+        self.dismiss(getattr(option, "id", None))
+
+    def action_pick(self, item: str | None) -> None:
+        """Close, removing `item` (None: nothing)."""
+        self.dismiss(item)

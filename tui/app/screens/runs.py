@@ -20,10 +20,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from tui.app.messages import RunsLoaded
+from tui.app.messages import QueueLoaded, RunsLoaded
 from tui.app.screens.compare import CompareScreen
+from tui.app.screens.confirm import QueueRemoveScreen
 from tui.app.view import STATE_MARKS, RunView, align, clock, horizon_value, num, start_time
 from tui.app.widgets.runtable import Column, RunTable
+from tui.judge.conditions import own_metrics, own_value
 from tui.state.records import LIFECYCLE
 
 COLUMNS = (
@@ -32,6 +34,7 @@ COLUMNS = (
     Column("epoch", "Epoch", right=True), Column("sharpe", "Sharpe", right=True),
     Column("ic1", "IC h1", right=True), Column("ic20", "IC h20", right=True),
     Column("scale", "SCALE", right=True), Column("val", "Val loss", right=True),
+    Column("own", "Own metric", max_width=28, min_width=8, give_first=2),  # a user script's, by name
     Column("started", "Started", min_width=5, give_first=1),  # the run id says when, too
 )
 NUMERIC = ("sharpe", "ic1", "ic20", "scale", "val")
@@ -63,8 +66,18 @@ def run_cells(v: RunView, marked: bool = False) -> dict[str, str]:
         "state": f"{STATE_MARKS.get(st.state, '?')} {st.state}" if v.loaded else "… reading",
         "epoch": f"{st.epoch or 0}/{n or '?'}" if v.loaded else "",
         **{k: (num(x) if v.loaded else "") for k, x in nums.items()},
+        "own": own_cell(v) if v.loaded else "",
         "started": clock(start_time(v)),
     }
+
+
+def own_cell(v: RunView) -> str:
+    """The first metric of another name the run's preset judges on (or the run logs): `val_acc 0.9375`."""
+    names = own_metrics(v.preset, v.state, limit=1)
+    recs = [r for r in v.state.epochs if r.validated]
+    if not names or not recs:
+        return ""
+    return f"{names[0]} {num(own_value(recs[-1], names[0]))}"
 
 
 def sort_value(v: RunView, column: str, cells: dict[str, str] | None = None) -> tuple[Any, ...]:
@@ -101,13 +114,18 @@ class RunsScreen(Screen[str | None]):
         Binding("a", "mark_all", "Mark all", show=False),
         Binding("c", "compare", "Compare"),
         Binding("K", "kill_marked", "Kill marked"),
+        Binding("Q", "queue_preset", "Queue"),
+        Binding("x", "unqueue", "Unqueue"),
         Binding("g", "refresh", "Refresh", show=False),
         Binding("escape", "escape", "Back"),
     ]
 
-    def __init__(self, loader: Loader, readonly: bool = False) -> None:
+    def __init__(self, loader: Loader, readonly: bool = False,
+                 queue_loader: Callable[[], QueueLoaded] | None = None) -> None:
         super().__init__(id="runs")
         self._loader = loader
+        self._queue_loader = queue_loader
+        self.queue: QueueLoaded | None = None
         self.readonly = readonly
         self.views: dict[str, RunView] = {}
         self.marked: list[str] = []  # in marking order (compare colours follow it)
@@ -125,24 +143,28 @@ class RunsScreen(Screen[str | None]):
                     id="runs-filter")
         yield RunTable(id="runs-table")
         yield Static("", id="runs-empty")
+        yield Static("", id="runs-queue")
         yield Footer()
 
     def on_mount(self) -> None:
         """Load now and every few seconds (in a thread: the store reads files)."""
         self.query_one("#runs-filter", Input).display = False
+        self.query_one("#runs-queue", Static).display = False  # shown once there is a queue or GPUs
         self.query_one(RunTable).focus()
         self._title()
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Read-only: no bulk kill."""
-        return not (self.readonly and action == "kill_marked")
+        """Read-only: no bulk kill, no queue changes."""
+        return not (self.readonly and action in ("kill_marked", "queue_preset", "unqueue"))
 
     # ------------------------------------------------------------------------ loading
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def action_refresh(self) -> None:
-        """Reload the run list: manifests first, then the states in batches."""
+        """Reload the run list: manifests first, then the states in batches; then the queue."""
+        if self._queue_loader is not None:
+            self.post_message(self._queue_loader())
         self._loader(self.post_message)
 
     @on(RunsLoaded)
@@ -164,6 +186,45 @@ class RunsScreen(Screen[str | None]):
         if changed:
             self._cells = self._aligned()
             self._show()
+
+    @on(QueueLoaded)
+    def _queue_loaded(self, message: QueueLoaded) -> None:
+        self.queue = message
+        box = self.query_one("#runs-queue", Static)
+        if message.error:
+            box.update(f"[b]Queue[/b]: {message.error}")
+        elif not message.items:
+            box.update("" if not message.gpus else
+                       f"[b]Queue[/b] empty · GPUs free {len(message.free)} of {len(message.gpus)}")
+        else:
+            parts = [f"{n}. {i.id} {i.preset}" + (f" ({i.name})" if i.name and i.name != i.preset else "")
+                     + f" · {i.gpus} GPU{'s' if i.gpus != 1 else ''} · since {clock(i.added_at)}"
+                     for n, i in enumerate(message.items, 1)]
+            box.update(f"[b]Queue[/b] {len(message.items)} waiting · GPUs free {len(message.free)} of "
+                       f"{len(message.gpus)}\n  " + "\n  ".join(parts[:5])
+                       + (f"\n  … and {len(parts) - 5} more" if len(parts) > 5 else ""))
+        box.display = bool(message.items or message.gpus or message.error)
+
+    def action_queue_preset(self) -> None:
+        """Pick a preset (and changes) to wait in the queue for GPUs."""
+        queue = getattr(self.app, "action_queue_preset", None)
+        if queue is not None:
+            queue()
+
+    def action_unqueue(self) -> None:
+        """Take a waiting item out of the queue."""
+        items = self.queue.items if self.queue is not None else []
+        if not items:
+            self.notify("The queue is empty", severity="warning")
+            return
+
+        def chosen(item: str | None) -> None:
+            remove = getattr(self.app, "unqueue", None)
+            if item is not None and remove is not None:
+                remove(item)
+
+        self.app.push_screen(QueueRemoveScreen([(i.id, f"{i.id} {i.preset} · {i.gpus} GPU(s)") for i in items]),
+                             chosen)
 
     def _put(self, v: RunView) -> bool:
         """Keep one run's view; False if its row reads the same as before."""

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
 
-from tui.app.view import STATE_MARKS, RunView, duration, elapsed_seconds, eta_seconds
+from tui.app.view import STATE_MARKS, RunView, duration, elapsed_seconds, eta_seconds, field_of
 
 
 class RunHeader(Vertical):
@@ -66,12 +66,13 @@ class RunHeader(Vertical):
     def _title(self, v: RunView) -> None:
         st, now = v.state, self._clock()
         preset = v.preset.name if v.preset else "—"
-        pid = v.state.pid or "—"
+        job = field_of(v.manifest, "job_id") if field_of(v.manifest, "backend") == "slurm" else None
+        pid = f"job {job}" if job else f"pid {v.state.pid or '—'}"
         mark = STATE_MARKS.get(st.state, "?")
         eta = eta_seconds(v, now)
         tail = f"ETA {duration(eta)}" if v.active else (st.exit_reason or st.state)
         self._set("run-title", f"[b]{v.run or '(log)'}[/b]  [b]{preset}[/b]  {mark} [b]{st.state}[/b]"
-                  f"  {tail}  up {duration(elapsed_seconds(v, now))}  pid {pid}")
+                  f"  {tail}  up {duration(elapsed_seconds(v, now))}  {pid}")
 
     def show(self, v: RunView) -> None:
         """Render a snapshot."""

@@ -18,6 +18,8 @@ class ProcessPanel(Static):
         """Render a sample (None: no pid known)."""
         if p is None:
             text = "[b]Process[/b]\n  no pid known"
+        elif p.pid is None:  # a Slurm run: the job, as Slurm tells it
+            text = f"[b]Job[/b]\n  {p.status}" + ("" if p.alive else "\n  not running")
         elif not p.alive:
             text = f"[b]Process[/b]  pid {p.pid}\n  not running\n  GPU {p.gpu}"
         else:
