@@ -97,13 +97,16 @@ def max_epochs_of(preset: Preset, state: RunState) -> int | None:
 
 
 def own_metrics(preset: Preset | None, state: RunState, limit: int = 4) -> list[str]:
-    """The metrics of other names worth a timeline column: those the preset judges on, then the
-    ones the run logs (sorted), at most `limit`. Empty for a run with only the built-in ones."""
+    """The metrics of other names worth a timeline column: those the preset judges on, then (for a
+    run without the engine's own metrics: a user script's) the ones the run logs, sorted; at most
+    `limit`."""
     names: dict[str, None] = {}
     if preset is not None:
         conds = [c.condition for c in preset.criteria if c.condition is not None]
         conds += [c for cp in preset.checkpoints for r in cp.rules for c in r.when]
         names.update((c.metric, None) for c in conds if c.metric not in METRICS)
+    if any(r.horizons or r.sharpe is not None for r in state.epochs):
+        return list(names)[:limit]  # the engine's own run: its columns are the built-in ones
     logged = sorted({k for r in state.epochs for k in r.metrics} - set(METRICS) - set(names)
                     - {"train/total_loss", "val/loss", "sharpe_ann"})
     names.update((k, None) for k in logged if not k.startswith(("ic_h", "rank_ic_h", "scale_h")))
