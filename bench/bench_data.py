@@ -6,7 +6,8 @@ prepare_data run interleaved in one child process per size (best of REPEATS each
 measured in one run); prepare_data's peak RSS is measured in a child of its own (a fresh process:
 ru_maxrss is the high-water mark) against the float32 feature matrix it builds.
 
-`python -m bench data` runs the sizes of the issue (1M x 100, 1M x 395, 4M x 100);
+`python -m bench data` runs the sizes of the issue (1M x 100, 1M x 395, 4M x 100) and the rest of
+the cost curve (0.25M / 2M rows x 100, 1M rows x 24 / 200 features);
 `python bench/bench_data.py ROWS_M FEATURES [...]` others, e.g. `4.6 395` (the original's full
 size: ~7.3 GB of features, a ~7 GB file; run it alone).
 """
@@ -29,7 +30,8 @@ SEED = 1
 DAYS = 1200  # trading days from 2016-01-04; stocks = rows / (0.817 * days)
 REPEATS = 3
 ROW_GROUP = 125_000
-SIZES = ((1.0, 100), (1.0, 395), (4.0, 100))  # (million rows, features)
+SIZES = ((1.0, 100), (1.0, 395), (4.0, 100))  # (million rows, features): the issue's
+CURVE = ((0.25, 100), (2.0, 100), (1.0, 24), (1.0, 200))  # with SIZES: rows at 100 features, features at 1M rows
 LISTED = 0.817  # mean share of the days a stock is listed (see _listing)
 
 
@@ -125,7 +127,8 @@ t = time.perf_counter(); data = engine_data.prepare_data(cfg, lambda m: None, la
 s = time.perf_counter() - t
 x = data.train.panel.x
 print(json.dumps({{"s": s, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "base_mb": base / 1024, "matrix_mb": x.numel() * 4 / 2**20, "shape": list(x.shape)}}))
+                  "base_mb": base / 1024, "matrix_mb": x.numel() * 4 / 2**20, "shape": list(x.shape),
+                  "stages": {{k: round(v, 2) for k, v in engine_data.LAST_TIMINGS.items()}}}}))
 """
 
 
@@ -135,9 +138,34 @@ def _child(code: str, **kw: object) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+_READ = """
+import json, resource, time
+import polars as pl
+t = time.perf_counter(); df = pl.read_parquet({path!r}); s = time.perf_counter() - t
+print(json.dumps({{"s": s, "rows": df.height, "columns": df.width,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+HUGE_MB = 4096  # a matrix this big is read and prepared once each, in processes of their own
+
+
 def measure(rows_m: float, features: int, repeats: int = REPEATS, peak: bool = True) -> dict:
-    """Ratio prepare_data / read_parquet (best of repeats, interleaved) and the peak RSS."""
+    """Ratio prepare_data / read_parquet (best of repeats, interleaved) and the peak RSS.
+
+    A huge panel (the original's full size) is read once and prepared once, each in a process of
+    its own (both in one process would hold ~2x the memory)."""
     path = panel(rows_m, features)
+    if rows_m * 1e6 * features * 4 / 2**20 > HUGE_MB:
+        rd = _child(_READ, path=str(path))
+        p = _child(_PEAK, path=str(path))
+        res = {"rows": rd["rows"], "features": features, "file_mb": round(path.stat().st_size / 1e6),
+               "read_parquet_s": round(rd["s"], 2), "read_parquet_peak_rss_mb": round(rd["peak_mb"]),
+               "prepare_data_s": round(p["s"], 2), "ratio": round(p["s"] / rd["s"], 2),
+               "peak_rss_mb": round(p["peak_mb"]), "matrix_mb": round(p["matrix_mb"]),
+               "peak_over_matrix": round(p["peak_mb"] / p["matrix_mb"], 2), "breakdown_s": p["stages"]}
+        print(f"data prep {res['rows']} rows x {features} (once each): read_parquet {rd['s']:.1f}s "
+              f"(peak {res['read_parquet_peak_rss_mb']} MB), prepare_data {p['s']:.1f}s, ratio {res['ratio']}x; "
+              f"peak RSS {res['peak_rss_mb']} MB = {res['peak_over_matrix']}x the matrix; stages {p['stages']}", flush=True)
+        return res
     r = _child(_TIMED, path=str(path), repeats=repeats)
     read_s, prep_s = min(r["reads"]), min(r["preps"])
     res = {"rows": r["rows"], "features": features, "file_mb": round(path.stat().st_size / 1e6),
@@ -154,12 +182,12 @@ def measure(rows_m: float, features: int, repeats: int = REPEATS, peak: bool = T
     return res
 
 
-def run(sizes: tuple[tuple[float, int], ...] = SIZES) -> dict:
-    """Every size in turn."""
-    return {f"{rows_m}M x {features}": measure(rows_m, features) for rows_m, features in sizes}
+def run(sizes: tuple[tuple[float, int], ...] = SIZES + CURVE) -> dict:
+    """Every size in turn (the issue's, then the rest of the cost curve)."""
+    return {f"{rows_m:g}M x {features}": measure(rows_m, features) for rows_m, features in sizes}
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    todo = tuple((float(a), int(b)) for a, b in zip(args[::2], args[1::2], strict=True)) or SIZES
+    todo = tuple((float(a), int(b)) for a, b in zip(args[::2], args[1::2], strict=True)) or SIZES + CURVE
     print(json.dumps(run(todo), indent=2))
