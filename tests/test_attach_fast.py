@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tui.log import prefix
@@ -159,6 +159,8 @@ _ALPHABET = st.sampled_from(["\n", " - ", "[INFO]", "[WARNING]", "][WARNING] - "
 
 @settings(max_examples=150, deadline=None)
 @given(parts=st.lists(_ALPHABET, max_size=60), chunk=st.integers(1, 400))
+@example(parts=["\n", W, W + "Low prediction variance for horizon 1: scale_ratio=0.1", "\n",
+                W + "Low prediction variance for horizon 1: scale_ratio=0.1", "\n"], chunk=1)
 def test_warning_counting_modes_agree(parts: list[str], chunk: int) -> None:
     data = "".join(parts).encode()
     whole = _fold(data, max(len(data), 1), False)

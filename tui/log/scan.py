@@ -46,11 +46,10 @@ _WS = rb"[ \t\x0b\x0c]*+"
 # parse (an event start, any wrapper-format line `X - `, an ERROR/CRITICAL line); `W` a plain Hydra
 # WARNING prefix (counted; the last one's line parsed), `Wp` a WARNING [progress] line (counted).
 # `gs`, `lowv` and `ev` consume the rest of their line (an `ev` line is parsed whole). A message
-# that starts like the bulk of a log's lines, which make no event, is rejected first (unless in a
-# wrapper or ERROR line): our [progress] lines; in SCAN_BULK_RE, used while WARNING lines are too
-# many to match one by one (bytes.count counts their prefixes), also the original pipeline's
-# per-step lines.
-_NOT_EV_OR_ERR = rb"(?<![A-Z] - )(?<![RL]\] - )"
+# that starts like the bulk of a log's lines, which make no event, is rejected first: our INFO
+# [progress] lines (`O] - `); in SCAN_BULK_RE, used while WARNING lines are too many to match one
+# by one (bytes.count counts their prefixes), also the original pipeline's per-step INFO and
+# WARNING lines (`[OG]] - `). Wrapper and ERROR lines are never rejected.
 _GROUPS = (
     rb"(?P<cont>\n" + _WS + rb"(?:" + _STARTS + rb"))"
     rb"|(?:(?P<gs>\[GRAD-MONITOR\] step=)"
@@ -59,9 +58,9 @@ _GROUPS = (
 )
 _BULK = (rb"\[(?:progress|EDGE-TS|edges-fallback|DEBUG-EDGE|DEBUG-KEYS|GAT-GRAD|GUARD)\] "
          rb"|Built correlation graph: |GraphBuilder ")
-SCAN_RE = re.compile(rb" - (?!" + _NOT_EV_OR_ERR + rb"(?<!NG\] - )\[progress\] )(?:" + _GROUPS
+SCAN_RE = re.compile(rb" - (?!(?<=O\] - )\[progress\] )(?:" + _GROUPS
                      + rb")[^\n]*|(?<=\]\[WARNING\] - )(?:(?P<Wp>\[progress\] )|(?P<W>)))")
-SCAN_BULK_RE = re.compile(rb" - (?!" + _NOT_EV_OR_ERR + rb"(?:" + _BULK + rb"))(?:" + _GROUPS + rb")[^\n]*)")
+SCAN_BULK_RE = re.compile(rb" - (?!(?<=[OG]\] - )(?:" + _BULK + rb"))(?:" + _GROUPS + rb")[^\n]*)")
 W_NEEDLE = b"][WARNING] - "  # a Hydra WARNING prefix
 BULK_WARNINGS = 1 / 16  # WARNING lines per line above which the next segment counts them in bulk
 _TB = TRACEBACK.encode()  # bare lines: no prefix to anchor on
@@ -170,8 +169,7 @@ class RegionScanner:
                 if isinstance(ev, (evt.LowVariance, evt.GradMonitor)):
                     break
         self._continuations(buf, start, conts, found, levels)
-        matched = {*levels, *grad, *(ls for starts in lowvar.values() for ls in starts)}
-        self._last_warning(buf, start, end, last_w, bulk, found, matched)
+        self._last_warning(buf, start, end, last_w, bulk, found, levels)
         self._last_progress(buf, start, end, found)
         self._tracebacks(buf, start, end, found)
         self.parser.cont = None
@@ -210,10 +208,11 @@ class RegionScanner:
 
     @staticmethod
     def _last_warning(buf: bytes, start: int, end: int, last_w: int, bulk: bool,
-                      found: dict[int, evt.Event], matched: set[int]) -> None:
+                      found: dict[int, evt.Event], parsed: dict[int, str | None]) -> None:
         """The segment's last plain Hydra WARNING line: its Warning event. That is the last `W`
-        match's line; in bulk mode, or when that line makes no event (an empty message), the
-        WARNING lines are walked back, skipping those that make other events (`matched`)."""
+        match's line; in bulk mode, or when that line makes another event (or none: an empty
+        message), the WARNING lines are walked back, parsing those not parsed yet (rare: the last
+        plain warning is near the end)."""
         if last_w >= 0:
             ls, le = _line_at(buf, last_w)
         elif bulk and (i := buf.rfind(W_NEEDLE, start, end)) >= 0:
@@ -224,7 +223,7 @@ class RegionScanner:
             ev = found.get(ls)
             if isinstance(ev, evt.Warning):
                 return
-            if ev is None and ls not in matched:
+            if ev is None and ls not in parsed:
                 _, ev = parse_full(_decode(buf[ls:le]))
                 if isinstance(ev, evt.Warning):
                     found[ls] = ev
