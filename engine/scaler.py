@@ -69,9 +69,13 @@ class OnlineRobustScaler:
     @property
     def n_finite(self) -> np.ndarray:
         """Finite values per feature in the reservoir."""
+        return self.finite_counts(slice(None))
+
+    def finite_counts(self, columns: slice) -> np.ndarray:
+        """Finite values per feature in the reservoir, for these features."""
         if self._reservoir is None:
             raise RuntimeError("OnlineRobustScaler is not fitted")
-        return np.isfinite(self._reservoir[: self._filled]).sum(axis=0)
+        return np.isfinite(self._reservoir[: self._filled, columns]).sum(axis=0)
 
     @property
     def median_(self) -> np.ndarray:

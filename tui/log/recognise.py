@@ -77,7 +77,21 @@ TRACEBACK = "Traceback (most recent call last)"
 # ---------------------------------------------------------------- recognisers
 
 
+# The per-horizon metrics of both formats, exactly as written: one match instead of a findall (half
+# the cost of the line). A text that matches is one `key=value` per space-separated token, so it
+# gives the same dict as the findall; anything else falls back to it.
+_KV_TEMPLATES = tuple(
+    (re.compile(" " + " ".join(re.escape(k) + r"=(\S+)" for k in keys)), keys)
+    for keys in (("MAE", "RMSE", "R2", "IC", "NAIVE_RMSE", "SCALE(yhat/y)", "CAL"),  # the original
+                 ("MAE", "RMSE", "IC", "RankIC", "SCALE(yhat/y)", "HIT"))  # our engine
+)
+
+
 def _kv(text: str) -> dict[str, str]:
+    for template, keys in _KV_TEMPLATES:
+        m = template.fullmatch(text)
+        if m is not None:
+            return dict(zip(keys, m.groups(), strict=True))
     return dict(_KV_RE.findall(text))
 
 

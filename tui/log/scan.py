@@ -5,6 +5,12 @@ The fast path never loops over every line in Python: only lines that one regex a
 value is all that matters (progress, grad-monitor stats, a plain warning) are coalesced to the last
 one per segment; the events fold to the same state as the plain line loop's (`fast=False`), which
 tests check.
+
+Its cost is a few C-level passes over the bytes (line count, Hydra WARNING count, the regex, a
+reverse search for tracebacks) plus Python work only per line that makes an event, so a log is read
+in time linear in its size. One approximation: a line counts as a WARNING line once per Hydra
+`][WARNING] - ` in it when the regex does not pick it (a second prefix inside a message, which
+neither format writes, would count twice).
 """
 
 from __future__ import annotations
@@ -34,18 +40,32 @@ _STARTS = (
     rb"|D(?:ata loaders created)|r(?:unctl (?:engine|callback) )|=(?:== Training Complete)"
 )
 _WS = rb"[ \t\x0b\x0c]*+"
-# Matches right after a prefix's " - " (our [progress] lines, the bulk, are rejected first):
-# `gs` grad stats (coalesced), `ev` a line to parse (an event start, any wrapper-format line
-# `X - `, an ERROR/CRITICAL line), `cont` an empty message continued on the next line,
-# `W` a WARNING line (counted; the last one parsed).
-SCAN_RE = re.compile(
-    rb" - (?!\[progress\] )(?:(?P<gs>\[GRAD-MONITOR\] step=)"
+# Matches right after a prefix's " - ": `cont` an empty message continued on the next line; `gs`
+# grad stats (coalesced: the last one); `lowv` a Hydra low-variance warning (coalesced per horizon:
+# the last one sets the horizon's flag, a later healthy metrics line clears it); `ev` a line to
+# parse (an event start, any wrapper-format line `X - `, an ERROR/CRITICAL line); `W` a plain Hydra
+# WARNING prefix (counted; the last one's line parsed), `Wp` a WARNING [progress] line (counted).
+# `gs`, `lowv` and `ev` consume the rest of their line (an `ev` line is parsed whole). A message
+# that starts like the bulk of a log's lines, which make no event, is rejected first: our INFO
+# [progress] lines (`O] - `); in SCAN_BULK_RE, used while WARNING lines are too many to match one
+# by one (bytes.count counts their prefixes), also the original pipeline's per-step INFO and
+# WARNING lines (`[OG]] - `). Wrapper and ERROR lines are never rejected.
+_GROUPS = (
+    rb"(?P<cont>\n" + _WS + rb"(?:" + _STARTS + rb"))"
+    rb"|(?:(?P<gs>\[GRAD-MONITOR\] step=)"
+    rb"|(?P<lowv>(?<=\]\[WARNING\] - )Low prediction variance for horizon (?P<h>\d+): scale_ratio=[^,\s])"
     rb"|(?P<ev>" + _WS + rb"(?:" + _STARTS + rb")|(?<=[A-Z] - )|(?<=[RL]\] - ))"
-    rb"|(?P<cont>\n" + _WS + rb"(?:" + _STARTS + rb"))"
-    rb"|(?<=NG\] - )(?P<W>))"
 )
+_BULK = (rb"\[(?:progress|EDGE-TS|edges-fallback|DEBUG-EDGE|DEBUG-KEYS|GAT-GRAD|GUARD)\] "
+         rb"|Built correlation graph: |GraphBuilder ")
+SCAN_RE = re.compile(rb" - (?!(?<=O\] - )\[progress\] )(?:" + _GROUPS
+                     + rb")[^\n]*|(?<=\]\[WARNING\] - )(?:(?P<Wp>\[progress\] )|(?P<W>)))")
+SCAN_BULK_RE = re.compile(rb" - (?!(?<=[OG]\] - )(?:" + _BULK + rb"))(?:" + _GROUPS + rb")[^\n]*)")
+W_NEEDLE = b"][WARNING] - "  # a Hydra WARNING prefix
+BULK_WARNINGS = 1 / 16  # WARNING lines per line above which the next segment counts them in bulk
 _TB = TRACEBACK.encode()  # bare lines: no prefix to anchor on
 _COALESCED = (b"[progress] ", b"Epoch ")  # the last Progress per read (ours, tqdm)
+_PROGRESS_WINDOW = 1 << 16  # the last Progress is looked for in growing windows from the end
 
 
 def _decode(b: bytes) -> str:
@@ -62,6 +82,7 @@ class RegionScanner:
 
     def __init__(self, fast: bool = True) -> None:
         self.fast = fast
+        self.bulk_warnings = False  # count Hydra WARNING lines with bytes.count (many of them)
         self.seen_time = False
         self.parser = LineParser()  # in_traceback / cont shared by both paths
 
@@ -83,39 +104,72 @@ class RegionScanner:
 
     def _scan_fast(self, buf: bytes, start: int, end: int) -> list[evt.Event]:
         found: dict[int, evt.Event] = {}
-        levels: dict[int, str] = {}
-        parse: set[int] = set()
+        levels: dict[int, str | None] = {}  # level of every line parsed for its level (line start -> level)
+        parse: dict[int, None] = {}  # line starts to parse, in order (a set that keeps order)
         conts: list[int] = []
-        last_w = last_gs = -1
+        lowvar: dict[bytes, list[int]] = {}  # horizon -> its low-variance lines
+        grad: list[int] = []  # grad-stats lines
+        last_w = -1
+        warnings = errors = 0  # of the lines matched but not parsed for their level
         if self.parser.cont is not None:  # the previous read ended with an empty message
             conts.append(start - 1)
-        for m in SCAN_RE.finditer(buf, start, end):
+        rfind = buf.rfind
+        count = buf.count
+        bulk = self.bulk_warnings
+        if bulk:  # every Hydra WARNING prefix; lines parsed below count by their own level instead
+            warnings = count(W_NEEDLE, start, end)
+        for m in (SCAN_BULK_RE if bulk else SCAN_RE).finditer(buf, start, end):
             g = m.lastgroup
-            ls = buf.rfind(b"\n", 0, m.start()) + 1
+            if g == "W" or g == "Wp":  # (not in bulk) each prefix counts, as bytes.count counts them
+                warnings += 1
+                if g == "W":
+                    last_w = m.start()
+                continue
+            ls = rfind(b"\n", 0, m.start()) + 1
+            if not bulk and g != "lowv" and (g != "gs" or not buf.endswith(b"]", 0, m.start())):
+                warnings -= count(W_NEEDLE, ls, m.start() + 2)  # W matches of a line parsed below
             if g == "ev":
-                parse.add(ls)
-            elif g == "W":
-                levels[ls] = "WARNING"
-                last_w = ls
+                parse[ls] = None
+            elif g == "lowv":
+                if not bulk:
+                    warnings += 1 + count(W_NEEDLE, m.start() + 3, m.end())
+                lowvar.setdefault(m.group("h"), []).append(ls)
             elif g == "cont":
                 conts.append(ls)
-            else:
-                last_gs = ls
-        i = buf.find(_TB, start, end)
-        while i >= 0:
-            ls, le = _line_at(buf, i)
-            parse.add(ls)
-            i = buf.find(_TB, le, end)
-        for ls in (last_gs, last_w):
-            if ls >= 0:
-                parse.add(ls)
+            else:  # gs: its level from the Hydra prefix right before; any other prefix is parsed
+                grad.append(ls)
+                p = m.start()
+                if not buf.endswith(b"]", 0, p):
+                    parse[ls] = None
+                elif buf.endswith((b"][ERROR]", b"][CRITICAL]"), 0, p):
+                    errors += 1
+                if not bulk and ls not in parse:
+                    warnings += count(W_NEEDLE, m.start() - 10, m.end())
+        if rfind(_TB, start, end) >= 0:  # rare: a reverse search is the cheap way to rule it out
+            i = buf.find(_TB, start, end)
+            while i >= 0:
+                ls, le = _line_at(buf, i)
+                if ls not in parse:
+                    parse[ls] = None
+                    if not bulk:  # its WARNING prefixes were counted as a W/lowv/gs line's
+                        warnings -= count(W_NEEDLE, ls, le)
+                i = buf.find(_TB, le, end)
         for ls in parse:
             lv, ev = parse_full(_decode(buf[ls : buf.find(b"\n", ls)]))
-            if lv == "WARNING" or lv == "ERROR":
-                levels[ls] = lv
+            levels[ls] = lv
             if ev is not None and not isinstance(ev, evt.Progress):
                 found[ls] = ev
+        for starts in [*lowvar.values(), grad]:  # the last line of each that makes its event
+            for ls in reversed(starts):
+                if ls in levels:
+                    break  # parsed above (a prefix of another shape)
+                _, ev = parse_full(_decode(buf[ls : buf.find(b"\n", ls)]))
+                if ev is not None and not isinstance(ev, evt.Progress):
+                    found[ls] = ev
+                if isinstance(ev, (evt.LowVariance, evt.GradMonitor)):
+                    break
         self._continuations(buf, start, conts, found, levels)
+        self._last_warning(buf, start, end, last_w, bulk, found, levels)
         self._last_progress(buf, start, end, found)
         self._tracebacks(buf, start, end, found)
         self.parser.cont = None
@@ -123,21 +177,27 @@ class RegionScanner:
             ls = buf.rfind(b"\n", start, end - 1) + 1 or start
             self.parser.cont = parse_prefixed(_decode(buf[ls : end - 1]))[2]
         events = [found[k] for k in sorted(found)]
-        warnings = sum(1 for v in levels.values() if v == "WARNING")
-        events.append(evt.Activity(buf.count(b"\n", start, end), warnings, len(levels) - warnings,
-                                  self._first_time(buf, start, end), t=self._last_time(buf, start, end)))
+        for ls, lv in levels.items():
+            warnings += lv == "WARNING"
+            errors += lv == "ERROR"
+            if bulk and ls >= start:
+                warnings -= count(W_NEEDLE, ls, buf.find(b"\n", ls))
+        lines = count(b"\n", start, end)
+        if lines >= 1024:  # a chunk's first line (its own segment) says nothing
+            self.bulk_warnings = warnings >= lines * BULK_WARNINGS
+        events.append(evt.Activity(lines, warnings, errors, self._first_time(buf, start, end),
+                                   t=self._last_time(buf, start, end)))
         return events
 
     def _continuations(self, buf: bytes, start: int, conts: list[int], found: dict[int, evt.Event],
-                       levels: dict[int, str]) -> None:
+                       levels: dict[int, str | None]) -> None:
         """Lines whose (empty) message went on the next line: parse that line as the message."""
         for ls in conts:
             if ls < start:
                 cont = self.parser.cont
             else:
                 lv, _, cont = parse_prefixed(_decode(buf[ls : buf.find(b"\n", ls)]))
-                if lv == "WARNING" or lv == "ERROR":
-                    levels[ls] = lv
+                levels[ls] = lv
             nxt = buf.find(b"\n", ls) + 1 if ls >= start else start
             line = _decode(buf[nxt : buf.find(b"\n", nxt)])
             if cont is None or split_prefix(line)[2] is not None:
@@ -146,23 +206,59 @@ class RegionScanner:
             if ev is not None and not isinstance(ev, evt.Progress):
                 found[nxt] = ev
 
-    def _last_progress(self, buf: bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
-        """Add the segment's last Progress event (ours or tqdm) to `found`."""
-        best: tuple[int, evt.Event] | None = None
-        for needle in _COALESCED:
-            stop = end
-            while True:
-                i = buf.rfind(needle, start, stop)
-                if i < 0 or (best is not None and i < best[0]):
-                    break
-                ls, le = _line_at(buf, i)
+    @staticmethod
+    def _last_warning(buf: bytes, start: int, end: int, last_w: int, bulk: bool,
+                      found: dict[int, evt.Event], parsed: dict[int, str | None]) -> None:
+        """The segment's last plain Hydra WARNING line: its Warning event. That is the last `W`
+        match's line; in bulk mode, or when that line makes another event (or none: an empty
+        message), the WARNING lines are walked back, parsing those not parsed yet (rare: the last
+        plain warning is near the end)."""
+        if last_w >= 0:
+            ls, le = _line_at(buf, last_w)
+        elif bulk and (i := buf.rfind(W_NEEDLE, start, end)) >= 0:
+            ls, le = _line_at(buf, i)
+        else:
+            return
+        while True:
+            ev = found.get(ls)
+            if isinstance(ev, evt.Warning):
+                return
+            if ev is None and ls not in parsed:
                 _, ev = parse_full(_decode(buf[ls:le]))
-                if isinstance(ev, evt.Progress):
-                    best = (ls, ev)
-                    break
-                stop = ls
-        if best is not None and best[0] not in found:
-            found[best[0]] = best[1]
+                if isinstance(ev, evt.Warning):
+                    found[ls] = ev
+                    return
+            while (i := buf.rfind(W_NEEDLE, start, ls)) >= 0 and buf.startswith(b"[progress] ", i + 13):
+                ls = i  # our progress lines make Progress events
+            if i < 0:
+                return
+            ls, le = _line_at(buf, i)
+
+    def _last_progress(self, buf: bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
+        """Add the segment's last Progress event (ours or tqdm) to `found`: the needles are looked
+        for in windows growing back from the end, so a log of one kind never scans for the other."""
+        hi, width = end, _PROGRESS_WINDOW
+        while hi > start:
+            lo = max(start, hi - width)
+            best: tuple[int, evt.Event] | None = None
+            for needle in _COALESCED:
+                stop = hi
+                while True:
+                    i = buf.rfind(needle, lo if best is None else max(lo, best[0]), stop)
+                    if i < 0:
+                        break
+                    ls, le = _line_at(buf, i)
+                    _, ev = parse_full(_decode(buf[ls:le]))
+                    if isinstance(ev, evt.Progress):
+                        if best is None or ls > best[0]:
+                            best = (ls, ev)
+                        break
+                    stop = ls
+            if best is not None:
+                if best[0] not in found:
+                    found[best[0]] = best[1]
+                return
+            hi, width = lo + max(len(n) for n in _COALESCED) - 1 if lo > start else start, width * 2
 
     def _tracebacks(self, buf: bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
         """Find each traceback's error line (it may come in a later read)."""

@@ -7,6 +7,7 @@ its JSON (`tui.state.serialize`), which read and write a `RunData`.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -114,13 +115,14 @@ class RunData:
 
     def epoch_record(self, epoch: int) -> EpochRecord:
         """The record for `epoch`, created if missing (timeline kept sorted)."""
-        if self.epochs and self.epochs[-1].epoch == epoch:
-            return self.epochs[-1]  # the common case, O(1) on long runs
-        for rec in self.epochs:
-            if rec.epoch == epoch:
-                return rec
-        rec = EpochRecord(epoch=epoch, max_epochs=self.max_epochs)
-        self.epochs.append(rec)
-        if len(self.epochs) > 1 and self.epochs[-2].epoch > epoch:
-            self.epochs.sort(key=lambda r: r.epoch)
-        return rec
+        epochs = self.epochs
+        if not epochs or epochs[-1].epoch < epoch:  # the common cases, O(1) on long runs: the
+            rec = EpochRecord(epoch=epoch, max_epochs=self.max_epochs)  # next epoch, or the
+            epochs.append(rec)  # current one (below)
+            return rec
+        if epochs[-1].epoch == epoch:
+            return epochs[-1]
+        i = bisect.bisect_left(epochs, epoch, key=lambda r: r.epoch)  # sorted, one per epoch
+        if epochs[i].epoch != epoch:
+            epochs.insert(i, EpochRecord(epoch=epoch, max_epochs=self.max_epochs))
+        return epochs[i]
