@@ -199,7 +199,9 @@ def test_time_limit_requeues_and_continues(presets: Path, logs_dir: Path) -> Non
     # now, with more time, as an admin would (again until it runs: an update can land early)
     def released() -> bool:
         job = _scontrol("show", "job", m.job_id)
-        if "JobState=PENDING" in job:
+        idle = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                              timeout=30).stdout.split() == ["idle"]  # the old instance is gone
+        if "JobState=PENDING" in job and idle:
             _scontrol("update", f"JobId={m.job_id}", "TimeLimit=10")
             _scontrol("update", f"JobId={m.job_id}", "StartTime=now")
         return _state(store, m.run) == "finished"
