@@ -41,6 +41,10 @@ async def test_main_screen_shows_a_recorded_run(tmp_path: Path) -> None:
     app, _, _ = make_app(tmp_path, run=SMOKE[1])
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: snapshot_ready(app))
+        # the widgets render the snapshot on the next refreshes: wait for them (a loaded box is slow)
+        await wait_for(pilot, lambda: app.main.query_one("#timeline-table", DataTable).row_count == 4
+                       and app.main.query_one(PhaseChecklist).region.height == 1
+                       and "ETA" in str(app.main.query_one("#run-title").render()))
         st = app.view.state
         assert (st.state, st.epoch, st.max_epochs) == ("training", 4, 10)
         title = str(app.main.query_one("#run-title").render())
