@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test test-cluster bench lint clean
 
 # Create .venv on first use; torch is pinned through constraints.txt (CPU build on these machines).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tui/log/_scanc.c
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 | grep -v 'is ignored: it is neither' || true
 	$(BIN)/python -c "import torch, lightning, textual, polars" 

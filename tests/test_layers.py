@@ -55,7 +55,7 @@ def test_a_broken_contract_fails(tmp_path: Path, module: str, line: str, contrac
 
 def _modules() -> dict[str, Path]:
     out = {}
-    for path in (ROOT / "tui").rglob("*.py"):
+    for path in [*(ROOT / "tui").rglob("*.py"), *(ROOT / "tui").rglob("*.pyi")]:  # .pyi: a compiled module
         parts = path.relative_to(ROOT).with_suffix("").parts
         out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out

@@ -37,7 +37,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp / "src"
     src.mkdir()
     for name in ("engine", "tui", "presets"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src)
     dist = tmp / "dist"
@@ -59,6 +59,13 @@ def test_imports_come_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     r = _run([str(installed / "python"), "-c",
               "import engine, tui, runctl_presets; print(engine.__file__, tui.__file__)"], cwd=tmp_path)
     assert str(ROOT) not in r.stdout and "site-packages" in r.stdout
+
+
+def test_the_wheel_builds_the_compiled_scanner(installed: Path, tmp_path: Path) -> None:
+    r = _run([str(installed / "python"), "-c",
+              "import tui.log.scan as s, tui.log._scanc as c; print(c.__file__, s.c_matches is c.matches)"],
+             cwd=tmp_path)
+    assert "site-packages" in r.stdout and r.stdout.split()[-1] == "True"
 
 
 def test_console_script_lists_the_shipped_presets(installed: Path, tmp_path: Path) -> None:

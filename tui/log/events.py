@@ -1,11 +1,16 @@
-"""The typed events a log line can carry (built by `tui.log.parse`, folded by `tui.state`)."""
+"""The typed events a log line can carry (built by `tui.log.parse`, folded by `tui.state`).
+
+Events are values: nothing changes one once built. They are not `frozen` dataclasses only because
+a frozen dataclass's __init__ costs four times a plain one's, and attaching to a 300 MB log builds
+a hundred thousand of them (bench/bench_attach.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """Base of every event: `t` is the line's timestamp (unix seconds) and `level` its log level."""
 
@@ -13,7 +18,7 @@ class Event:
     level: str | None = field(default=None, kw_only=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Start(Event):
     """A process started: kind `engine` (ours), `callback` (a script with engine.stream.RunctlCallback),
     `wrapper` (pipeline started) or `trainer` (ATFT child)."""
@@ -24,7 +29,7 @@ class Start(Event):
     version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Phase(Event):
     """A start-up checklist step (key from runstate.PHASES); done=False: begun, not finished."""
 
@@ -33,7 +38,7 @@ class Phase(Event):
     done: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TrainingStart(Event):
     """`Starting training: max_epochs=N steps_per_epoch=S`."""
 
@@ -41,7 +46,7 @@ class TrainingStart(Event):
     steps_per_epoch: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EpochStart(Event):
     """`[main] Epoch N/M` or `Epoch N/M` (1-based)."""
 
@@ -49,14 +54,14 @@ class EpochStart(Event):
     max_epochs: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LearningRate(Event):
     """`Learning rate: X`."""
 
     lr: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Progress(Event):
     """Our `[progress]` line, or a tqdm fragment of the ATFT trainer (source `tqdm`)."""
 
@@ -70,7 +75,7 @@ class Progress(Event):
     source: str = "engine"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GradGroup:
     """One parameter group of a `[GRAD-MONITOR]` stats line."""
 
@@ -83,7 +88,7 @@ class GradGroup:
     none: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GradMonitor(Event):
     """`[GRAD-MONITOR] step=.. epoch=.. batch=.. group:l2=.. | ...` stats."""
 
@@ -93,7 +98,7 @@ class GradMonitor(Event):
     groups: tuple[GradGroup, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GradWarning(Event):
     """`[GRAD-MONITOR] gat: vanishing gradients (l2=.., none=../..)`."""
 
@@ -103,14 +108,14 @@ class GradWarning(Event):
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TrainLoss(Event):
     """`train/total_loss: X`."""
 
     loss: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ValLoss(Event):
     """`val/loss: X` (source `val/loss`) or `[tag] Validation loss: X` (source = tag)."""
 
@@ -118,7 +123,7 @@ class ValLoss(Event):
     source: str = "val/loss"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HorizonMetrics(Event):
     """`Val metrics (z) h=H: ...`; variant `z`, `z,cal` or `raw` (only `z` feeds the table)."""
 
@@ -132,14 +137,14 @@ class HorizonMetrics(Event):
     variant: str = "z"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sharpe(Event):
     """The summary `Sharpe: X` (the whole message; never `[VAL-DEBUG] ... Sharpe:`)."""
 
     value: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Metrics(Event):
     """Every metric of one epoch by its logged name: our `[metrics] epoch=E name=value ...` line
     (source `log`), or a row group of a CSVLogger metrics.csv (source `csv`, epoch made 1-based).
@@ -153,7 +158,7 @@ class Metrics(Event):
     final: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EpochEnd(Event):
     """Our `[epoch-end] epoch=e/n train_loss=.. val_loss=.. sharpe=.. sharpe_ann=.. time=..s`."""
 
@@ -166,7 +171,7 @@ class EpochEnd(Event):
     seconds: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PhaseEpoch(Event):
     """ATFT phase-training `Epoch e/n: Train Loss=.., Val Loss=.., LR=..` (an epoch's summary)."""
 
@@ -177,7 +182,7 @@ class PhaseEpoch(Event):
     lr: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PhaseValMetrics(Event):
     """ATFT phase-training `Val Metrics - Sharpe: s, IC: ic, RankIC: r, HitRate(h1): h`."""
 
@@ -187,7 +192,7 @@ class PhaseValMetrics(Event):
     hit: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LowVariance(Event):
     """`Low prediction variance for horizon H: scale_ratio=R, yhat_std=S`."""
 
@@ -196,7 +201,7 @@ class LowVariance(Event):
     yhat_std: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Checkpoint(Event):
     """`Checkpoint saved: PATH (epoch=E)` or `Best model saved (tag) (val_loss: X)` (best=True)."""
 
@@ -206,26 +211,26 @@ class Checkpoint(Event):
     val_loss: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Complete(Event):
     """`=== Training Complete ===`."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BestValLoss(Event):
     """`Best validation loss: X`."""
 
     loss: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AchievedSharpe(Event):
     """The wrapper's `🎯 Achieved Sharpe Ratio: X`."""
 
     value: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WrapperResult(Event):
     """The wrapper's verdict: `... Pipeline completed successfully` or `❌ ... failed` / `Training failed:`."""
 
@@ -233,7 +238,7 @@ class WrapperResult(Event):
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Error(Event):
     """An ERROR-level line; fatal for our engine's `[error] ...` (the run then ends)."""
 
@@ -241,21 +246,21 @@ class Error(Event):
     fatal: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Warning(Event):  # shadows the builtin on purpose: the log level
     """A WARNING-level line that no more specific event covers."""
 
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Signal(Event):
     """`[signal] SIGTERM received: ...`."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exit(Event):
     """Our `[exit] reason=finished|terminated|error status=N epochs_completed=E` (last line)."""
 
@@ -264,19 +269,19 @@ class Exit(Event):
     epochs_completed: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TracebackStart(Event):
     """`Traceback (most recent call last):`."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TracebackEnd(Event):
     """A traceback's last, non-indented line: the error (e.g. `RuntimeError: CUDA out of memory`)."""
 
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Activity(Event):
     """Lines consumed since the last Activity, their WARNING/ERROR counts, first/last timestamps."""
 
@@ -286,6 +291,6 @@ class Activity(Event):
     first_t: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reset(Event):
     """The file was truncated: start again from a fresh state."""

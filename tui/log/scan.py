@@ -1,13 +1,16 @@
 """Whole lines -> events, fast: a bytes-level prefilter picks the lines worth parsing.
 
 The fast path never loops over every line in Python: only lines that one regex anchored on the
-` - ` of a log prefix (plus a few literal needles) picks go to `tui.log.parse`. Events whose latest
+` - ` of a log prefix (plus a few literal needles) picks go to `tui.log.parse`. That regex, with the
+line and WARNING counts, also exists compiled (`c_matches`, tui/log/_scanc.c: one pass over the
+bytes, the same result as `py_matches`, which tests check); the regex is the fallback of a build
+without a C compiler. Events whose latest
 value is all that matters (progress, grad-monitor stats, a plain warning) are coalesced to the last
 one per segment; the events fold to the same state as the plain line loop's (`fast=False`), which
 tests check.
 
-Its cost is a few C-level passes over the bytes (line count, Hydra WARNING count, the regex, a
-reverse search for tracebacks) plus Python work only per line that makes an event, so a log is read
+Its cost is one compiled pass over the bytes (or a few C-level ones: line count, Hydra WARNING
+count, the regex), a reverse search for tracebacks, plus Python work only per line that makes an event, so a log is read
 in time linear in its size. One approximation: a line counts as a WARNING line once per Hydra
 `][WARNING] - ` in it when the regex does not pick it (a second prefix inside a message, which
 neither format writes, would count twice).
@@ -16,6 +19,7 @@ neither format writes, would count twice).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from tui.log import events as evt
 from tui.log.lines import Segment
@@ -29,6 +33,14 @@ from tui.log.parse import (
 )
 from tui.log.prefix import line_time, split_prefix
 from tui.log.recognise import TRACEBACK
+
+Matches = tuple[list[tuple[int, int, int]], int, int, int, int]  # see py_matches
+
+c_matches: Callable[[bytes, int, int, bool], Matches] | None
+try:  # the compiled prefilter (tui/log/_scanc.c, built by `pip install`); the regex one otherwise
+    from tui.log._scanc import matches as c_matches
+except ImportError:  # pragma: no cover - a build without a C compiler
+    c_matches = None
 
 # Message starts that can make an event, factored by first byte (sre tries branches in order).
 _STARTS = (
@@ -66,6 +78,39 @@ BULK_WARNINGS = 1 / 16  # WARNING lines per line above which the next segment co
 _TB = TRACEBACK.encode()  # bare lines: no prefix to anchor on
 _COALESCED = (b"[progress] ", b"Epoch ")  # the last Progress per read (ours, tqdm)
 _PROGRESS_WINDOW = 1 << 16  # the last Progress is looked for in growing windows from the end
+
+
+CONT, GS, LOWV, EV = range(4)  # the match codes of `py_matches` / `c_matches`
+_CODES = {"cont": CONT, "gs": GS, "lowv": LOWV, "ev": EV}
+_HORIZON_RE = re.compile(rb"\d+")
+_LOWV_H = len(b" - Low prediction variance for horizon ")
+
+
+def py_matches(buf: bytes, start: int, end: int, bulk: bool) -> Matches:
+    """The prefilter's matches in buf[start:end]: ([(code, start, end)], newlines, Hydra WARNING
+    prefixes (counted in bulk mode only, else 0), W / Wp matches, the last W match's start).
+
+    SCAN_RE (or SCAN_BULK_RE) run by `finditer`; `c_matches` is the same function compiled, one
+    pass over the bytes instead of a regex at every ` - ` and a count per needle.
+    """
+    out: list[tuple[int, int, int]] = []
+    nw, last_w = 0, -1
+    for m in (SCAN_BULK_RE if bulk else SCAN_RE).finditer(buf, start, end):
+        g = m.lastgroup
+        if g == "W" or g == "Wp":
+            nw += 1
+            if g == "W":
+                last_w = m.start()
+            continue
+        out.append((_CODES[g or ""], m.start(), m.end()))
+    return out, buf.count(b"\n", start, end), buf.count(W_NEEDLE, start, end) if bulk else 0, nw, last_w
+
+
+def scan_matches(buf: bytes, start: int, end: int, bulk: bool) -> Matches:
+    """`c_matches` when it is built, else `py_matches`."""
+    if c_matches is not None:
+        return c_matches(buf, start, end, bulk)
+    return py_matches(buf, start, end, bulk)
 
 
 def _decode(b: bytes) -> str:
@@ -109,42 +154,38 @@ class RegionScanner:
         conts: list[int] = []
         lowvar: dict[bytes, list[int]] = {}  # horizon -> its low-variance lines
         grad: list[int] = []  # grad-stats lines
-        last_w = -1
-        warnings = errors = 0  # of the lines matched but not parsed for their level
+        errors = 0  # of the lines matched but not parsed for their level
         if self.parser.cont is not None:  # the previous read ended with an empty message
             conts.append(start - 1)
         rfind = buf.rfind
         count = buf.count
         bulk = self.bulk_warnings
-        if bulk:  # every Hydra WARNING prefix; lines parsed below count by their own level instead
-            warnings = count(W_NEEDLE, start, end)
-        for m in (SCAN_BULK_RE if bulk else SCAN_RE).finditer(buf, start, end):
-            g = m.lastgroup
-            if g == "W" or g == "Wp":  # (not in bulk) each prefix counts, as bytes.count counts them
-                warnings += 1
-                if g == "W":
-                    last_w = m.start()
-                continue
-            ls = rfind(b"\n", 0, m.start()) + 1
-            if not bulk and g != "lowv" and (g != "gs" or not buf.endswith(b"]", 0, m.start())):
-                warnings -= count(W_NEEDLE, ls, m.start() + 2)  # W matches of a line parsed below
-            if g == "ev":
+        ms, lines, w_total, w_matches, last_w = scan_matches(buf, start, end, bulk)
+        # bulk: every Hydra WARNING prefix (lines parsed below count by their own level instead);
+        # else each W / Wp match, as bytes.count counts them
+        warnings = w_total if bulk else w_matches
+        for code, ms_, me in ms:
+            ls = rfind(b"\n", 0, ms_) + 1
+            if not bulk and code != LOWV and (code != GS or not buf.endswith(b"]", 0, ms_)):
+                warnings -= count(W_NEEDLE, ls, ms_ + 2)  # W matches of a line parsed below
+            if code == EV:
                 parse[ls] = None
-            elif g == "lowv":
+            elif code == LOWV:
                 if not bulk:
-                    warnings += 1 + count(W_NEEDLE, m.start() + 3, m.end())
-                lowvar.setdefault(m.group("h"), []).append(ls)
-            elif g == "cont":
+                    warnings += 1 + count(W_NEEDLE, ms_ + 3, me)
+                h = _HORIZON_RE.match(buf, ms_ + _LOWV_H)
+                assert h is not None
+                lowvar.setdefault(h.group(), []).append(ls)
+            elif code == CONT:
                 conts.append(ls)
             else:  # gs: its level from the Hydra prefix right before; any other prefix is parsed
                 grad.append(ls)
-                p = m.start()
-                if not buf.endswith(b"]", 0, p):
+                if not buf.endswith(b"]", 0, ms_):
                     parse[ls] = None
-                elif buf.endswith((b"][ERROR]", b"][CRITICAL]"), 0, p):
+                elif buf.endswith((b"][ERROR]", b"][CRITICAL]"), 0, ms_):
                     errors += 1
                 if not bulk and ls not in parse:
-                    warnings += count(W_NEEDLE, m.start() - 10, m.end())
+                    warnings += count(W_NEEDLE, ms_ - 10, me)
         if rfind(_TB, start, end) >= 0:  # rare: a reverse search is the cheap way to rule it out
             i = buf.find(_TB, start, end)
             while i >= 0:
@@ -182,7 +223,6 @@ class RegionScanner:
             errors += lv == "ERROR"
             if bulk and ls >= start:
                 warnings -= count(W_NEEDLE, ls, buf.find(b"\n", ls))
-        lines = count(b"\n", start, end)
         if lines >= 1024:  # a chunk's first line (its own segment) says nothing
             self.bulk_warnings = warnings >= lines * BULK_WARNINGS
         events.append(evt.Activity(lines, warnings, errors, self._first_time(buf, start, end),
