@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 import tui.log.scan as scan
 from tests.test_attach_fast import _atft_log, _engine_log
-from tui.log.scan import c_matches, py_matches
+from tui.log.parse import parse_full
+from tui.log.prefix import split_prefix
+from tui.log.scan import c_matches, c_prefix, parse_at, py_matches
 from tui.state.follow import read_state
 
 DATA = Path(__file__).parent / "data"
@@ -104,3 +106,43 @@ def test_the_regex_prefilter_folds_to_the_same_state(log: Path, monkeypatch: pyt
     compiled = read_state(log).to_json()
     monkeypatch.setattr(scan, "c_matches", None)
     assert read_state(log).to_json() == compiled == read_state(log, fast=False).to_json()
+
+
+# prefixes c_prefix must split as split_prefix does, or leave to it (None)
+STAMPS = ["2025-10-28 23:59:50,149", "2024-02-29 00:00:00,000", "2025-02-29 10:00:00,000",
+          "2025-13-01 10:00:00,000", "2025-12-31 24:00:00,000", "0000-01-01 00:00:00,000",
+          "2025-10-28 23:59:99,999", "2025-1x-28 23:59:50,149", "2025-10-28 23:59:50.149",
+          "\u0663025-10-28 23:59:50,149"]
+LOGGERS = ["__main__", "root", "src.graph.graph_builder", "a", "", "x" * 200, "x" * 201, "l\u00f6g",
+           "a b", "a\tb", "a]b", "a[b"]
+LEVELS = ["INFO", "WARNING", "ERROR", "CRITICAL", "DEBUG", "IN", "ABCDEFGHI", "info", "WARN1NG"]
+MESSAGES = ["[main] Epoch 3/10", "Val metrics (z) h=1: MAE=0.1 RMSE=0.2 R2=0.0 IC=0.0212 NAIVE_RMSE=0.1 "
+            "SCALE(yhat/y)=0.33 CAL=+0.000+1.000*yhat", "", "  ", "\u2705 done", "Sharpe: nan",
+            "Training failed", "\U0001f680 Complete ATFT-GAT-FAN Training Pipeline started"]
+
+
+def _lines() -> list[str]:
+    out = [line for log in LOGS for line in log.read_text(encoding="utf-8", errors="replace").split("\n")]
+    for ts in STAMPS:
+        for lg in LOGGERS:
+            for lv in LEVELS:
+                out += [f"[{ts}][{lg}][{lv}] - {m}" for m in MESSAGES[:3]]
+                out += [f"{ts} - {lg} - {lv} - {m}" for m in MESSAGES[:3]]
+    for m in MESSAGES:
+        out += [f"[2025-10-28 23:59:50,149][root][INFO] - {m}", f"2025-10-28 23:54:09,050 - __main__ - ERROR - {m}",
+                f"Epoch 1: 9it [00:35,  3.69s/it, loss=0.3544][2025-10-28 23:59:50,149][root][INFO] - {m}"]
+    return out
+
+
+def test_prefix_splits_as_split_prefix_does() -> None:
+    assert c_prefix is not None
+    handled = 0
+    for line in _lines():
+        buf = f"#{line}\n".encode()
+        r = c_prefix(buf, 1, len(buf) - 1)
+        if r is not None:
+            handled += 1
+            t, logger, lv, msg, frag = split_prefix(line)
+            assert (t, lv, msg, frag, r[3]) == (r[0], r[1], r[2], "", line.startswith("[")), line
+        assert parse_at(buf, 1, len(buf) - 1) == parse_full(line), line
+    assert handled > 1000  # it takes the common lines, not only leaves them to split_prefix

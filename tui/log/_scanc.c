@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -278,9 +279,147 @@ fail:
     return NULL;
 }
 
+/* ---------------------------------------------------------------- line prefixes */
+
+static inline int digits(const unsigned char *s, int n) {
+    for (int k = 0; k < n; k++)
+        if (s[k] < '0' || s[k] > '9')
+            return 0;
+    return 1;
+}
+
+static inline int num_at(const unsigned char *s, int n) {
+    int v = 0;
+    for (int k = 0; k < n; k++)
+        v = v * 10 + (s[k] - '0');
+    return v;
+}
+
+/* 'YYYY-mm-dd HH:MM' at s (digits checked) -> local unix seconds as time.mktime gives them, cached
+   per minute as tui.log.prefix._unix does; 0 when datetime() would refuse it or mktime fails */
+static struct {
+    unsigned char key[16];
+    double base;
+    int used;
+} minutes[256];
+
+static int minute_base(const unsigned char *s, double *base) {
+    unsigned h = 0;
+    for (int k = 0; k < 16; k++)
+        h = h * 31 + s[k];
+    h &= 255;
+    if (minutes[h].used && memcmp(minutes[h].key, s, 16) == 0) {
+        *base = minutes[h].base;
+        return 1;
+    }
+    int y = num_at(s, 4), mo = num_at(s + 5, 2), d = num_at(s + 8, 2), hh = num_at(s + 11, 2), mi = num_at(s + 14, 2);
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || hh > 23 || mi > 59)
+        return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] + (mo == 2 && leap))
+        return 0;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = hh;
+    tm.tm_min = mi;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1)
+        return 0;
+    memcpy(minutes[h].key, s, 16);
+    minutes[h].base = (double)t;
+    minutes[h].used = 1;
+    *base = (double)t;
+    return 1;
+}
+
+/* 'YYYY-mm-dd HH:MM:SS,mmm' at s: its time, as tui.log.prefix._unix computes it */
+static int stamp(const unsigned char *s, double *t) {
+    if (!(digits(s, 4) && s[4] == '-' && digits(s + 5, 2) && s[7] == '-' && digits(s + 8, 2) && s[10] == ' ' &&
+          digits(s + 11, 2) && s[13] == ':' && digits(s + 14, 2) && s[16] == ':' && digits(s + 17, 2) &&
+          s[19] == ',' && digits(s + 20, 3)))
+        return 0;
+    double base;
+    if (!minute_base(s, &base))
+        return 0;
+    *t = base + num_at(s + 17, 2) + num_at(s + 20, 3) / 1000.0;
+    return 1;
+}
+
+/* [A-Z]{3,8} at s followed by `tail`: its length, 0 if not */
+static Py_ssize_t level_at(const unsigned char *s, const unsigned char *e, const char *tail, Py_ssize_t n) {
+    Py_ssize_t k = 0;
+    while (k < 8 && s + k < e && s[k] >= 'A' && s[k] <= 'Z')
+        k++;
+    if (k < 3 || s + k + n > e || memcmp(s + k, tail, (size_t)n) != 0)
+        return 0;
+    return k;
+}
+
+/* prefix(buf, ls, le) -> (t, level, message, hydra) | None: tui.log.prefix.split_prefix of the line
+   buf[ls:le] when a Hydra or wrapper prefix starts it and is plain ASCII; None means "ask
+   split_prefix" (no prefix there, one after a fragment, a date datetime() refuses, non-ASCII) */
+static PyObject *prefix(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t ls, le;
+    if (!PyArg_ParseTuple(args, "y*nn", &view, &ls, &le))
+        return NULL;
+    PyObject *res = NULL;
+    if (ls < 0 || le > view.len || le - ls < 30)
+        goto none;
+    const unsigned char *s = (const unsigned char *)view.buf + ls, *e = (const unsigned char *)view.buf + le;
+    const unsigned char *lv, *msg;
+    Py_ssize_t nlv;
+    double t;
+    int hydra = s[0] == '[';
+    if (hydra) { /* [YYYY-mm-dd HH:MM:SS,mmm][logger][LEVEL] - */
+        if (!(s[24] == ']' && s[25] == '[' && stamp(s + 1, &t)))
+            goto none;
+        const unsigned char *g = s + 26;
+        while (g < e && g - (s + 26) <= 200 && *g != ']' && *g != '[' && *g != '\n' && *g < 0x80)
+            g++;
+        if (g == s + 26 || g - (s + 26) > 200 || g + 1 >= e || g[0] != ']' || g[1] != '[')
+            goto none;
+        lv = g + 2;
+        if (!(nlv = level_at(lv, e, LIT("] - "))))
+            goto none;
+        msg = lv + nlv + 4;
+    } else { /* YYYY-mm-dd HH:MM:SS,mmm - logger - LEVEL - */
+        if (!(s[23] == ' ' && s[24] == '-' && s[25] == ' ' && stamp(s, &t)))
+            goto none;
+        const unsigned char *g = s + 26;
+        while (g < e && *g > ' ' && *g < 0x7f)
+            g++;
+        if (g == s + 26 || g - (s + 26) > 200 || e - g < 3 || memcmp(g, " - ", 3) != 0)
+            goto none;
+        lv = g + 3;
+        if (!(nlv = level_at(lv, e, LIT(" - "))))
+            goto none;
+        msg = lv + nlv + 3;
+    }
+    PyObject *level = nlv == 8 && memcmp(lv, "CRITICAL", 8) == 0
+                          ? PyUnicode_FromStringAndSize("ERROR", 5)
+                          : PyUnicode_FromStringAndSize((const char *)lv, nlv);
+    PyObject *text = level ? PyUnicode_DecodeUTF8((const char *)msg, e - msg, "replace") : NULL;
+    if (text != NULL)
+        res = Py_BuildValue("(dNNO)", t, level, text, hydra ? Py_True : Py_False);
+    else
+        Py_XDECREF(level);
+    PyBuffer_Release(&view);
+    return res;
+none:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"matches", matches, METH_VARARGS,
      "matches(buf, start, end, bulk) -> (matches, newlines, warning_prefixes, w_matches, last_w)"},
+    {"prefix", prefix, METH_VARARGS, "prefix(buf, ls, le) -> (t, level, message, hydra) | None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -30,9 +30,15 @@ def parse_prefixed(line: str) -> tuple[str | None, Event | None, Continuation | 
     t, _logger, lv, msg, frag = split_prefix(line)
     if lv is None:
         return None, bare_event(line), None
+    return after_prefix(t, lv, msg, frag, line.startswith("[") or bool(frag))
+
+
+def after_prefix(t: float | None, lv: str, msg: str, frag: str,
+                 hydra: bool) -> tuple[str, Event | None, Continuation | None]:
+    """A prefixed line's message (and the fragment before its prefix) -> (level, event, continuation)."""
     if not msg.strip():
         return lv, None, (t, lv)  # logger.info("\n=== Training Complete ===")
-    ev = message_event(msg, t, lv, "hydra" if line.startswith("[") or frag else "wrapper")
+    ev = message_event(msg, t, lv, "hydra" if hydra else "wrapper")
     if ev is None:
         if lv == "WARNING":
             ev = Warning(msg.strip(), t=t, level=lv)

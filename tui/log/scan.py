@@ -25,6 +25,7 @@ from tui.log import events as evt
 from tui.log.lines import Segment
 from tui.log.parse import (
     LineParser,
+    after_prefix,
     is_traceback_error,
     parse_continuation,
     parse_full,
@@ -37,10 +38,12 @@ from tui.log.recognise import TRACEBACK
 Matches = tuple[list[tuple[int, int, int]], int, int, int, int]  # see py_matches
 
 c_matches: Callable[[bytes, int, int, bool], Matches] | None
+c_prefix: Callable[[bytes, int, int], tuple[float, str, str, bool] | None] | None
 try:  # the compiled prefilter (tui/log/_scanc.c, built by `pip install`); the regex one otherwise
     from tui.log._scanc import matches as c_matches
+    from tui.log._scanc import prefix as c_prefix
 except ImportError:  # pragma: no cover - a build without a C compiler
-    c_matches = None
+    c_matches = c_prefix = None
 
 # Message starts that can make an event, factored by first byte (sre tries branches in order).
 _STARTS = (
@@ -115,6 +118,17 @@ def scan_matches(buf: bytes, start: int, end: int, bulk: bool) -> Matches:
 
 def _decode(b: bytes) -> str:
     return b.decode("utf-8", "replace")
+
+
+def parse_at(buf: bytes, ls: int, le: int) -> tuple[str | None, evt.Event | None]:
+    """parse_full of the line buf[ls:le]; a plain Hydra or wrapper prefix at its start is split by
+    `c_prefix` (the same result as split_prefix's, without decoding the prefix)."""
+    if c_prefix is not None:
+        r = c_prefix(buf, ls, le)
+        if r is not None:
+            lv, ev, _ = after_prefix(r[0], r[1], r[2], "", r[3])
+            return lv, ev
+    return parse_full(_decode(buf[ls:le]))
 
 
 def _line_at(buf: bytes, pos: int) -> tuple[int, int]:
@@ -196,7 +210,7 @@ class RegionScanner:
                         warnings -= count(W_NEEDLE, ls, le)
                 i = buf.find(_TB, le, end)
         for ls in parse:
-            lv, ev = parse_full(_decode(buf[ls : buf.find(b"\n", ls)]))
+            lv, ev = parse_at(buf, ls, buf.find(b"\n", ls))
             levels[ls] = lv
             if ev is not None and not isinstance(ev, evt.Progress):
                 found[ls] = ev
@@ -204,7 +218,7 @@ class RegionScanner:
             for ls in reversed(starts):
                 if ls in levels:
                     break  # parsed above (a prefix of another shape)
-                _, ev = parse_full(_decode(buf[ls : buf.find(b"\n", ls)]))
+                _, ev = parse_at(buf, ls, buf.find(b"\n", ls))
                 if ev is not None and not isinstance(ev, evt.Progress):
                     found[ls] = ev
                 if isinstance(ev, (evt.LowVariance, evt.GradMonitor)):
@@ -264,7 +278,7 @@ class RegionScanner:
             if isinstance(ev, evt.Warning):
                 return
             if ev is None and ls not in parsed:
-                _, ev = parse_full(_decode(buf[ls:le]))
+                _, ev = parse_at(buf, ls, le)
                 if isinstance(ev, evt.Warning):
                     found[ls] = ev
                     return
@@ -288,7 +302,7 @@ class RegionScanner:
                     if i < 0:
                         break
                     ls, le = _line_at(buf, i)
-                    _, ev = parse_full(_decode(buf[ls:le]))
+                    _, ev = parse_at(buf, ls, le)
                     if isinstance(ev, evt.Progress):
                         if best is None or ls > best[0]:
                             best = (ls, ev)
