@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("startup", "data", "quality", "throughput", "attach", "tui", "runs", "cli_runs", "launch")
+BENCHES = ("startup", "data", "quality", "throughput", "attach", "poll", "tui", "runs", "cli_runs", "launch")
 
 
 def main(argv: list[str]) -> int:

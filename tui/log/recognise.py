@@ -50,9 +50,12 @@ _PHASE_EPOCH_RE = re.compile(
 )
 _TAG_VAL_RE = re.compile(r"\[(\w{1,20})\] Validation loss: (\S+)")
 _VALM_RE = re.compile(r"Val metrics \(([^)]*)\) +h=(\d+):(.*)")
-# `Val metrics` of the original pipeline as it writes them: _VALM_RE and its _kv template in one match
+# `Val metrics` as the original pipeline and our engine write them: _VALM_RE and its _kv template
+# in one match
 _VALM_ATFT_RE = re.compile(r"Val metrics \(([^)]*)\) +h=(\d+): MAE=(\S+) RMSE=(\S+) R2=(\S+) IC=(\S+) "
                            r"NAIVE_RMSE=(\S+) SCALE\(yhat/y\)=(\S+) CAL=(\S+)")
+_VALM_ENGINE_RE = re.compile(r"Val metrics \(([^)]*)\) +h=(\d+): MAE=(\S+) RMSE=(\S+) IC=(\S+) RankIC=(\S+) "
+                             r"SCALE\(yhat/y\)=(\S+) HIT=(\S+)")
 _PHASE_VALM_RE = re.compile(
     r"Val Metrics\s*- Sharpe: ([^,\s]+), IC: ([^,\s]+), RankIC: ([^,\s]+)(?:, HitRate\(h1\): (\S+))?"
 )
@@ -199,6 +202,11 @@ def message_event(m: str, t: float | None, lv: str | None, fmt: str) -> Event | 
         elif m.startswith("Starting production training"):
             return Start("trainer", t=t, level=lv)
     elif c == "V":
+        x = _VALM_ENGINE_RE.fullmatch(m)
+        if x:
+            v, h, mae, rmse, ic, ric, scale, hit = x.groups()
+            return HorizonMetrics(int(h), num(ic), num(ric), num(scale), num(mae), num(rmse), num(hit),
+                                  v.replace(" ", "").lower(), t=t, level=lv)
         x = _VALM_ATFT_RE.fullmatch(m)
         if x:
             return HorizonMetrics(int(x.group(2)), num(x.group(6)), None, num(x.group(8)), num(x.group(3)),

@@ -7,7 +7,6 @@ Layout (the seed's): `training/<run>.log`, `training/<run>.json` (this manifest)
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import re
@@ -240,8 +239,8 @@ class RunStore:
         read on from where it stopped (nothing at all if its size and mtime did not change); a
         truncated or replaced log is read again. The same state as reading the whole log.
 
-        Returns a shallow copy: its records are shared with the store and never change (the next
-        read that finds new lines folds them into a deep copy first).
+        Returns a `snapshot()`: later reads never change it (they copy a shared epoch record
+        before writing to it).
         """
         path = self.log_path(m.run)
         try:
@@ -260,13 +259,10 @@ class RunStore:
                 read = _ReadLog(LogFollower(path, metrics_csv=m.metrics_csv), m.metrics_csv)
                 self._logs[m.run] = read
             if read.key != key or m.metrics_csv:  # grown (or a metrics CSV that may have)
-                if read.shared:
-                    read.follower.state = copy.deepcopy(read.follower.state)
                 read.follower.catch_up()
                 read.follower.close()  # no handle kept per run (a logs folder may hold thousands)
                 read.key = key
-            read.shared = True
-            return copy.copy(read.follower.state)
+            return read.follower.state.snapshot()
 
     def judge(self, m: Manifest, st: RunState, alive: bool | None = None) -> RunState:
         """Apply liveness and the manifest to a state read from the log (mutates and returns it)."""
@@ -313,26 +309,25 @@ class RunStore:
 
 @dataclass
 class _ReadLog:
-    """One log as `RunStore.log_state` read it: its follower (closed between reads), the
-    (device, inode, size, mtime) it had then, and whether its state was handed out."""
+    """One log as `RunStore.log_state` read it: its follower (closed between reads) and the
+    (device, inode, size, mtime) it had then."""
 
     follower: Any
     metrics_csv: str | None
     key: tuple[int, ...] = ()
-    shared: bool = False
 
 
 def live_state(
     st: RunState, store: RunStore | None, manifest: Manifest | None, alive: bool | None,
     run: str | None = None,
 ) -> RunState:
-    """A copy of a follower's folded state with the manifest and liveness applied.
+    """A snapshot of a follower's folded state with the manifest and liveness applied.
 
     The one fold of the TUI's follower worker and `runctl status --watch` / `--follow`: the
-    follower's own state is never mutated. Without a store, a manifest or a liveness sample, only
+    follower's own state is never mutated, and its later folds never change the snapshot. Without a store, a manifest or a liveness sample, only
     the run id is filled in.
     """
-    out = copy.deepcopy(st)
+    out = st.snapshot()
     if store is not None and manifest is not None and alive is not None:
         return store.judge(manifest, out, alive=alive)
     if run is not None:

@@ -8,8 +8,11 @@ its JSON (`tui.state.serialize`), which read and write a `RunData`.
 from __future__ import annotations
 
 import bisect
+import copy
+import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Self
 
 # Lifecycle values, in the order a healthy run goes through them.
 LIFECYCLE = ("launching", "initializing", "training", "validating", "finished", "crashed", "killed")
@@ -65,6 +68,13 @@ class EpochRecord:
     seconds: float | None = None  # our [epoch-end] line's epoch duration
     metrics: dict[str, float | None] = field(default_factory=dict)  # every metric by its logged name
     metrics_final: bool = False  # the epoch's end-of-epoch metrics arrived ([metrics] line, CSV)
+    gen: int = field(default=0, compare=False, repr=False)  # the state generation that may write it
+
+    def unshared(self, gen: int) -> EpochRecord:
+        """A copy to write to (its dicts copied too; the HorizonMetrics in them never change)."""
+        out = copy.copy(self)
+        out.horizons, out.metrics, out.gen = dict(self.horizons), dict(self.metrics), gen
+        return out
 
 
 @dataclass
@@ -112,17 +122,40 @@ class RunData:
     grad_l2: dict[str, float | None] = field(default_factory=dict)  # group -> latest grad L2 norm
     last_warning: str | None = None  # latest WARNING line no specific event covers
     last_error: str | None = None  # latest ERROR line (fatal or not)
+    gen: int = field(default=0, compare=False, repr=False)  # records of an older one are shared
 
     def epoch_record(self, epoch: int) -> EpochRecord:
-        """The record for `epoch`, created if missing (timeline kept sorted)."""
+        """The record for `epoch` to write to, created if missing (timeline kept sorted); one that
+        a snapshot shares is replaced by a copy first."""
         epochs = self.epochs
         if not epochs or epochs[-1].epoch < epoch:  # the common cases, O(1) on long runs: the
-            rec = EpochRecord(epoch=epoch, max_epochs=self.max_epochs)  # next epoch, or the
-            epochs.append(rec)  # current one (below)
+            rec = EpochRecord(epoch=epoch, max_epochs=self.max_epochs, gen=self.gen)  # next epoch,
+            epochs.append(rec)  # or the current one (below)
             return rec
-        if epochs[-1].epoch == epoch:
-            return epochs[-1]
-        i = bisect.bisect_left(epochs, epoch, key=lambda r: r.epoch)  # sorted, one per epoch
+        i = len(epochs) - 1
         if epochs[i].epoch != epoch:
-            epochs.insert(i, EpochRecord(epoch=epoch, max_epochs=self.max_epochs))
-        return epochs[i]
+            i = bisect.bisect_left(epochs, epoch, key=lambda r: r.epoch)  # sorted, one per epoch
+            if epochs[i].epoch != epoch:
+                epochs.insert(i, EpochRecord(epoch=epoch, max_epochs=self.max_epochs, gen=self.gen))
+                return epochs[i]
+        rec = epochs[i]
+        if rec.gen != self.gen:
+            rec = epochs[i] = rec.unshared(self.gen)
+        return rec
+
+    def snapshot(self) -> Self:
+        """A copy that nothing folded into this state later changes, nor folding into the copy
+        changes this one, in time linear in the epochs' count but not their contents: the epoch
+        records are shared until either side writes one (`epoch_record` copies it first). What the
+        TUI and `runctl status --watch` hand on every poll (a deep copy costs ~50 us an epoch)."""
+        out = copy.copy(self)
+        out.phases, out.phase_details = dict(self.phases), dict(self.phase_details)
+        out.epochs, out.progress = list(self.epochs), copy.copy(self.progress)
+        out.grad_warnings, out.low_variance = list(self.grad_warnings), dict(self.low_variance)
+        out.checkpoints, out.attempt_starts = list(self.checkpoints), list(self.attempt_starts)
+        out.grad_l2 = dict(self.grad_l2)
+        self.gen = out.gen = next(_GENERATIONS)
+        return out
+
+
+_GENERATIONS = itertools.count(1)  # a fresh one per snapshot: no two states write the same record

@@ -1,0 +1,57 @@
+"""Per-poll cost of following a long run: the state handed to the TUI / `status --watch` each poll.
+
+Every poll, `tui.runs.store.live_state` copies the follower's state for the reader (the follower
+folds on in its worker thread). A deep copy costs ~50 us an epoch record; `RunData.snapshot()`
+copies the containers and shares the records until one is written. States of 1,000 / 10,000 /
+85,000 epochs (our engine's format, bench_attach's many-epochs log cut to size), best of REPEATS.
+`python bench/bench_poll.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_attach import _log  # noqa: E402
+from tui.state.follow import read_state  # noqa: E402
+from tui.state.run import RunState  # noqa: E402
+
+REPEATS = 3
+EPOCHS = (1_000, 10_000, 85_000)
+
+
+def _best(fn, repeats: int = REPEATS) -> float:
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return min(out)
+
+
+def _state(full: RunState, n: int) -> RunState:
+    st = copy.copy(full)
+    st.epochs = full.epochs[:n]
+    return st
+
+
+def run() -> dict:
+    path, _ = _log("engine_epochs", 300)
+    full = read_state(path)
+    res = {}
+    for n in EPOCHS:
+        st = _state(full, n)
+        deep, snap = _best(lambda st=st: copy.deepcopy(st)), _best(lambda st=st: st.snapshot())
+        res[f"{n} epochs"] = {"deepcopy_ms": round(deep * 1e3, 2), "snapshot_ms": round(snap * 1e3, 3),
+                              "ratio": round(deep / snap)}
+        print(f"poll copy at {n} epochs: deepcopy {deep * 1e3:.1f} ms, snapshot {snap * 1e3:.2f} ms", flush=True)
+    return res
+
+
+if __name__ == "__main__":
+    print(run())
