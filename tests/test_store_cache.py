@@ -3,8 +3,13 @@ read; truncation and replacement read again; handed-out states never change afte
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 from pathlib import Path
+
+import psutil
+import pytest
 
 from tui.runs.store import Manifest, RunStore
 from tui.state.follow import read_state
@@ -52,3 +57,65 @@ def test_incremental_reads_give_the_whole_read_state(tmp_path: Path, monkeypatch
     assert store.log_state(m).state == "finished"
     log.unlink()
     assert store.log_state(m).epochs == []
+
+
+def _row(store: RunStore, m: Manifest) -> tuple:
+    st, sharpe, val = store.listing(m)
+    return st.state, st.epoch, st.max_epochs, st.error, sharpe, val
+
+
+def _whole(store: RunStore, m: Manifest) -> tuple:
+    st = store.state(m)
+    sharpe = next((r.sharpe for r in reversed(st.epochs) if r.sharpe is not None), None)
+    val = next((r.val_loss for r in reversed(st.epochs) if r.val_loss is not None), None)
+    return st.state, st.epoch, st.max_epochs, st.error, sharpe, val
+
+
+def test_listing_of_ended_runs_is_cached_by_the_logs_identity(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """`runctl runs` reads an ended run's log once; later listings (fresh stores, as fresh
+    processes are) take the cached row while the log's size and mtime hold, and give the row a
+    whole read gives."""
+    logs = tmp_path / "_logs"
+    RunStore(logs).training_dir.mkdir(parents=True)
+    runs = {}
+    for i, name in enumerate(("app_tiny_finished.log", "app_smoke_crashed.log", "app_smoke_running.log",
+                              "engine_smoke.log", "iterable_cpu_smoke.log")):
+        store = RunStore(logs)
+        m = _manifest(store, f"r_{i}")  # no pid: not running, so every one is ended
+        store.log_path(m.run).write_bytes((DATA / name).read_bytes())
+        runs[name] = m
+    expected = {name: _whole(RunStore(logs), m) for name, m in runs.items()}
+    assert {name: _row(RunStore(logs), m) for name, m in runs.items()} == expected  # and cached
+    assert len(list((logs / "training" / ".cache").glob("*.json"))) == len(runs)
+    assert len(RunStore(logs).runs()) == 0  # the cache is no manifest (these runs have none on disk)
+
+    import tui.state.follow as follow
+
+    monkeypatch.setattr(follow.LogFollower, "catch_up", lambda self: pytest.fail("log read"))
+    assert {name: _row(RunStore(logs), m) for name, m in runs.items()} == expected
+    monkeypatch.undo()
+
+    m = runs["app_smoke_running.log"]
+    log = RunStore(logs).log_path(m.run)
+    with log.open("a") as f:  # the log changed: read again
+        f.write((DATA / "app_tiny_finished.log").read_text())
+    assert _row(RunStore(logs), m) == _whole(RunStore(logs), m)
+    assert _row(RunStore(logs), m)[0] == "finished"
+
+    cache = logs / "training" / ".cache" / f"{m.run}.json"
+    cache.write_text("{not json")  # a broken cache is a miss, then written again
+    assert _row(RunStore(logs), m) == _whole(RunStore(logs), m)
+    assert json.loads(cache.read_text())["row"]["state"] == "finished"
+
+
+def test_a_live_runs_listing_is_not_cached(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "_logs")
+    store.training_dir.mkdir(parents=True)
+    me = psutil.Process()
+    m = replace(_manifest(store, "r_live"), pid=me.pid, create_time=me.create_time(),
+                cmdline=tuple(me.cmdline()))
+    store.log_path(m.run).write_bytes((DATA / "app_smoke_running.log").read_bytes())
+    assert store.is_running(m)
+    assert _row(store, m) == _whole(store, m)
+    assert _row(store, m)[0] != "crashed"
+    assert not (store.training_dir / ".cache").exists()

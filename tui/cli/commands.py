@@ -88,13 +88,12 @@ def cmd_kill(ctx: Context, a: argparse.Namespace) -> int:
 
 def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
     """One `runs --json` object."""
-    st = ctx.store.state(m)
-    sharpe = next((r.sharpe for r in reversed(st.epochs) if r.sharpe is not None), None)
+    st, sharpe, val_loss = ctx.store.listing(m)
     return {
         "run": m.run, "name": m.name, "state": st.state, "pid": m.pid, "log": m.log,
         "preset": m.preset, "epoch": st.epoch, "max_epochs": st.max_epochs,
         "sharpe": sharpe if sharpe is None or sharpe == sharpe else None,
-        "val_loss": next((r.val_loss for r in reversed(st.epochs) if r.val_loss is not None), None),
+        "val_loss": val_loss,
         "started_at": m.created_at, "error": st.error, "parent": m.parent,
         "children": list(m.children), "autopilot": bool(m.autopilot),
         "backend": m.backend, "job_id": m.job_id, "gpus": list(m.gpus),

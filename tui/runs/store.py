@@ -25,6 +25,8 @@ MANIFEST_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 TERMINAL = ("finished", "crashed", "killed")
 NO_FINAL_LINE = "process exited without a final line"
+LISTING_VERSION = 1  # of the cached listing rows (`RunStore.listing`)
+_LISTED = ("state", "epoch", "max_epochs", "error", "exit_reason", "exit_status", "source_format")
 
 
 class UnknownRun(RunctlError):
@@ -106,15 +108,17 @@ class Manifest:
         return cls(**kw)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to `path` via a temp file + rename (readers never see half a file)."""
+def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
+    """Write JSON to `path` via a temp file + rename (readers never see half a file); `durable`:
+    fsync'd first (a manifest; a cache need not be)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=False)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -263,6 +267,50 @@ class RunStore:
                 read.follower.close()  # no handle kept per run (a logs folder may hold thousands)
                 read.key = key
             return read.follower.state.snapshot()
+
+    def listing(self, m: Manifest) -> tuple[RunState, float | None, float | None]:
+        """What a runs listing shows of a run: its judged state (the log's scalar fields only, no
+        timeline), its last Sharpe and its last validation loss.
+
+        An ended run's log does not change, so what its log gave is kept in
+        `training/.cache/<run>.json`, keyed by the log's (device, inode, size, mtime) and reused
+        while they match: `runctl runs` costs a stat and a small read per ended run instead of
+        reading its log whole. The manifest and liveness are applied afresh every time; a cache
+        that cannot be read or written is only a miss.
+        """
+        path = self.log_path(m.run)
+        try:
+            fs = os.stat(path)
+        except OSError:
+            return self.judge(m, RunState()), None, None
+        key = [LISTING_VERSION, fs.st_dev, fs.st_ino, fs.st_size, fs.st_mtime_ns]
+        cache = self.training_dir / ".cache" / f"{m.run}.json"
+        row: dict[str, Any] | None = None
+        if not m.metrics_csv:  # a metrics CSV may grow while the log does not
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(cache.read_text(encoding="utf-8"))
+                if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("row"), dict):
+                    row = data["row"]
+        if row is None:
+            full = self.log_state(m)
+            row = {k: getattr(full, k) for k in _LISTED}
+            row["sharpe"] = next((r.sharpe for r in reversed(full.epochs) if r.sharpe is not None), None)
+            row["val_loss"] = next((r.val_loss for r in reversed(full.epochs) if r.val_loss is not None), None)
+            fresh = True
+        else:
+            fresh = False
+        st = RunState()
+        with contextlib.suppress(TypeError, ValueError):
+            for k in _LISTED:
+                setattr(st, k, row.get(k, getattr(st, k)))
+        st = self.judge(m, st)
+        if fresh and st.state in TERMINAL and not m.metrics_csv:
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                cache.parent.mkdir(exist_ok=True)
+                atomic_write_json(cache, {"key": key, "row": row}, durable=False)
+        sharpe, val = row.get("sharpe"), row.get("val_loss")
+        return (st, sharpe if isinstance(sharpe, float) else None,
+                val if isinstance(val, float) else None)
 
     def judge(self, m: Manifest, st: RunState, alive: bool | None = None) -> RunState:
         """Apply liveness and the manifest to a state read from the log (mutates and returns it)."""
