@@ -7,7 +7,8 @@ WARNING every fourth line; ~7,400 epochs of 50 steps) and that format with ~30,0
 steps; plus the cost curve (20 / 100 / 300 / 600 MB) of the ATFT format and of ours. Each figure
 is the best of REPEATS, grep and attach interleaved; grep's output goes to a file (to /dev/null GNU
 grep stops at the first match). Attach runs in a child process that only reads the log, so its
-peak RSS is the reader's. `python bench/bench_attach.py [--curve] [--plain]`.
+peak RSS is the reader's. `--plain` also times the plain line loop and the fast path without the
+compiled prefilter (a build without a C compiler). `python bench/bench_attach.py [--curve] [--plain]`.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def _grep(log: Path) -> float:
 _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
+import tui.log.scan
+if {no_c}:
+    tui.log.scan.c_matches = tui.log.scan.c_prefix = None
 from tui.state.follow import read_state
 t0 = time.perf_counter(); s = read_state({log!r}, fast={fast}); dt = time.perf_counter() - t0
 print(json.dumps({{"s": dt, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -102,8 +106,8 @@ print(json.dumps({{"s": dt, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).r
 """
 
 
-def _attach(log: Path, fast: bool = True) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD.format(root=str(ROOT), log=str(log), fast=fast)],
+def _attach(log: Path, fast: bool = True, no_c: bool = False) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(root=str(ROOT), log=str(log), fast=fast, no_c=no_c)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
@@ -123,6 +127,7 @@ def measure(kind: str, size_mb: float, repeats: int = REPEATS, plain: bool = Fal
            "all_grep_s": [round(g, 3) for g in greps], "peak_rss_mb": round(max(r["rss_mb"] for r in runs), 1)}
     if plain:
         res["plain_loop_s"] = round(_attach(log, fast=False)["s"], 3)
+        res["regex_prefilter_s"] = round(min(_attach(log, no_c=True)["s"] for _ in range(repeats)), 3)
     print(f"attach {kind} {res['log_mb']} MB ({epochs} epochs): {res['attach_s']}s, grep {res['grep_s']}s, "
           f"ratio {res['ratio_to_grep']}x (aim <= 4x), peak RSS {res['peak_rss_mb']} MB", flush=True)
     return res

@@ -1,7 +1,8 @@
 """Run manifests under `_logs/training` and the RunStore: which runs exist and how they stand.
 
 Layout (the seed's): `training/<run>.log`, `training/<run>.json` (this manifest),
-`training/<name>.pid`, engine checkpoints in `runs/<run>/`; run id = `<name>_<YYYYmmdd_HHMMSS>`.
+`training/<name>.pid`, engine checkpoints in `runs/<run>/`; run id = `<name>_<YYYYmmdd_HHMMSS>`;
+`training/.cache/<run>.json` an ended run's listing row (`RunStore.listing`).
 """
 
 from __future__ import annotations
