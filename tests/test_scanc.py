@@ -151,3 +151,34 @@ def test_prefix_splits_as_split_prefix_does() -> None:
             assert (t, lv, msg, frag, r[3]) == (r[0], r[1], r[2], "", line.startswith("[")), line
         assert parse_at(buf, 1, len(buf) - 1) == parse_full(line), line
     assert handled > 1000  # it takes the common lines, not only leaves them to split_prefix
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.sampled_from(PIECES), max_size=12))
+def test_raw_bytes(noise: bytes, pieces: list[str]) -> None:
+    """Any bytes at all (NULs, invalid UTF-8, lone \\r) around the pieces."""
+    buf = noise[: len(noise) // 2] + "".join(pieces).encode() + noise[len(noise) // 2 :]
+    _same(buf, 0, len(buf))
+    for ls in (0, len(buf) // 3):
+        le = buf.find(b"\n", ls)
+        le = len(buf) if le < 0 else le
+        line = buf[ls:le].decode("utf-8", "replace")
+        r = c_prefix(buf, ls, le)  # type: ignore[misc]
+        if r is not None:
+            t, _, lv, msg, frag = split_prefix(line)
+            assert (t, lv, msg, frag) == (r[0], r[1], r[2], "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(STAMPS[:3]), st.text(max_size=30), st.sampled_from(LEVELS), st.text(max_size=40),
+       st.booleans())
+def test_prefix_of_any_logger_and_message(ts: str, logger: str, level: str, msg: str, hydra: bool) -> None:
+    line = f"[{ts}][{logger}][{level}] - {msg}" if hydra else f"{ts} - {logger} - {level} - {msg}"
+    line = line.split("\n")[0].split("\r")[0]
+    buf = line.encode("utf-8", "surrogatepass") + b"\n"
+    r = c_prefix(buf, 0, len(buf) - 1)  # type: ignore[misc]
+    decoded = buf[:-1].decode("utf-8", "replace")
+    if r is not None:
+        t, _, lv, m, frag = split_prefix(decoded)
+        assert (t, lv, m, frag, r[3]) == (r[0], r[1], r[2], "", decoded.startswith("["))
+    assert parse_at(buf, 0, len(buf) - 1) == parse_full(decoded)
