@@ -277,6 +277,36 @@ async def test_runs_screen_opens_and_compares(tmp_path: Path) -> None:
         assert app.screen is app.main
 
 
+def _header(table: RunTable) -> str:
+    return "".join(seg.text for seg in table.render_line(0)._segments)
+
+
+@sync
+async def test_runs_screen_fits_80_columns_by_leaving_out_the_least_needed(tmp_path: Path) -> None:
+    """At 80 columns the decision's columns (state, epoch, Sharpe, IC h1, SCALE, val loss) are
+    all on screen with no sideways scroll; wider, the left-out ones come back, the empty
+    Own metric column only when a run has one."""
+    app, _, _ = make_app(tmp_path, runs=(SMOKE, TINY, CRASHED), run=SMOKE[1])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        await pilot.press("R")
+        table = app.screen.query_one(RunTable)
+        await wait_for(pilot, lambda: app.screen.loaded and table.row_count == 3)
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        head = _header(table)
+        for label in ("Run", "State", "Epoch", "Sharpe", "IC h1", "SCALE", "Val loss"):
+            assert label in head
+        for label in ("Preset", "IC h20", "Started", "Own metric"):
+            assert label not in head
+        assert "smoke_20261124_042151" in "".join(s.text for s in table.render_line(1)._segments)
+        await pilot.click(RunTable, offset=(head.index("Val loss") + 1, 0))  # clicks skip left-out columns
+        await wait_for(pilot, lambda: table.sort is not None and table.sort[0] == "val")
+        await pilot.resize_terminal(130, 30)
+        await wait_for(pilot, lambda: "Started" in _header(table))
+        head = _header(table)
+        assert all(label in head for label in ("Preset", "IC h20", "Val loss")) and "Own metric" not in head
+
+
 @sync
 async def test_runs_screen_filters_sorts_and_marks(tmp_path: Path) -> None:
     app, _, _ = make_app(tmp_path, runs=(SMOKE, TINY, CRASHED), alive=())

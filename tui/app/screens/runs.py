@@ -30,12 +30,14 @@ from tui.state.records import LIFECYCLE
 
 COLUMNS = (
     Column("mark", " ", max_width=1), Column("run", "Run", max_width=48),  # the id never gives way
-    Column("preset", "Preset", max_width=20, min_width=8, give_first=2), Column("state", "State", max_width=14),
+    Column("preset", "Preset", max_width=20, min_width=8, give_first=2, drop=3),  # the run id starts with it
+    Column("state", "State", max_width=14),
     Column("epoch", "Epoch", right=True), Column("sharpe", "Sharpe", right=True),
-    Column("ic1", "IC h1", right=True), Column("ic20", "IC h20", right=True),
+    Column("ic1", "IC h1", right=True), Column("ic20", "IC h20", right=True, drop=2),
     Column("scale", "SCALE", right=True), Column("val", "Val loss", right=True),
-    Column("own", "Own metric", max_width=28, min_width=8, give_first=2),  # a user script's, by name
-    Column("started", "Started", min_width=5, give_first=1),  # the run id says when, too
+    # a user script's metric, by its name (left out while no run shown has one)
+    Column("own", "Own metric", max_width=28, min_width=8, give_first=2, drop=4, hide_empty=True),
+    Column("started", "Started", min_width=5, give_first=1, drop=1),  # the run id says when, too
 )
 NUMERIC = ("sharpe", "ic1", "ic20", "scale", "val")
 SORTABLE = [c.key for c in COLUMNS if c.key != "mark"]
