@@ -191,3 +191,44 @@ def test_follow_never_prints_the_same_progress_twice() -> None:
     printer.update(st)
     steps = [x for x in lines if x.lstrip().startswith("step ")]
     assert [x.split()[1] for x in steps] == ["20/84", "40/84"]
+
+
+def test_follow_reports_each_epoch_once_looking_only_at_the_new_ones(tmp_path) -> None:
+    """Folded a line at a time (as --follow sees a run), every epoch is announced once and reported
+    once, in order; epochs already reported are not looked at again (the printer keeps a
+    settled mark, so a poll costs the new epochs, not the whole timeline)."""
+    from tests.test_attach_fast import _engine_log
+    from tui.cli.textview import ProgressPrinter
+    from tui.log.tail import LogTail
+    from tui.state.run import RunState
+
+    log = tmp_path / "run.log"
+    log.write_text(_engine_log(40))
+    tail = LogTail(log)
+    events = tail.poll()
+    tail.close()
+    lines: list[str] = []
+    printer = ProgressPrinter(lines.append, progress_every_s=1e9)
+    st = RunState()
+    for ev in events:
+        st.apply(ev)
+        printer.update(st.snapshot())
+    started = [x for x in lines if x.startswith("Epoch ") and x.endswith(" started")]
+    reported = [x for x in lines if x.startswith("Epoch ") and ": train_loss=" in x]
+    assert [int(x.split()[1].split("/")[0]) for x in started] == list(range(1, 41))
+    assert [int(x.split()[1].split("/")[0]) for x in reported] == list(range(1, 41))
+    assert printer._settled == 40
+
+
+def test_status_text_shows_the_latest_epochs(capsys, logs_dir, tmp_path) -> None:
+    from tests.test_attach_fast import _engine_log
+
+    log = tmp_path / "run.log"
+    log.write_text(_engine_log(40))
+    assert main(["--logs", str(logs_dir), "status", "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "... 10 earlier epochs" in out
+    rows = [x for x in out.splitlines() if x[:7].strip().isdigit()]
+    assert [int(x.split()[0]) for x in rows][:1] == [11] and int(rows[-1].split()[0]) == 40
+    assert main(["--logs", str(logs_dir), "status", "--log", str(log), "--epochs", "0"]) == 0
+    assert "earlier epochs" not in capsys.readouterr().out

@@ -199,7 +199,7 @@ def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
                 if a.watch and sys.stdout.isatty():
                     sys.stdout.write("\x1b[H\x1b[2J")
                 say(render_status(st, data["manifest"], ctx.judge(preset, st), preset,
-                                  data["process"], str(log), data["slurm"]).rstrip("\n"))
+                                  data["process"], str(log), data["slurm"], a.epochs).rstrip("\n"))
             ended = st.state in TERMINAL or (m is None and st.exit_reason is not None)
             if not a.watch or ended:
                 return 0

@@ -23,6 +23,17 @@ class _Parser(argparse.ArgumentParser):
         raise RunctlError(message)
 
 
+def _epochs_shown(text: str) -> int:
+    """`--epochs N`: a whole number >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of epochs >= 0 (0: all)")
+    return n
+
+
 def _common(p: argparse.ArgumentParser, top: bool) -> None:
     d = {} if top else {"default": argparse.SUPPRESS}
     p.add_argument("--logs", type=Path, metavar="DIR", help="logs directory (default ./_logs)",
@@ -95,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             sp.add_argument("--json", action="store_true")
             sp.add_argument("--watch", action="store_true", help="refresh every 2 s until it ends")
+            sp.add_argument("--epochs", type=_epochs_shown, default=30, metavar="N",
+                            help="the text's timeline shows the latest N epochs (default 30; 0: all)")
         else:
             sp.add_argument("-o", "--output", type=Path, default=None, metavar="FILE")
 

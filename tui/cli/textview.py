@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -58,9 +60,10 @@ def epoch_line(rec: EpochRecord, n: int | None, horizon: int, own: Sequence[str]
 def render_status(
     st: RunState, manifest: dict[str, Any] | None, verdicts: dict[str, Any] | None,
     preset: Any = None, proc: dict[str, Any] | None = None, log: str | None = None,
-    slurm: dict[str, Any] | None = None,
+    slurm: dict[str, Any] | None = None, epochs: int = 30,
 ) -> str:
-    """The whole state as plain text: header, phases, timeline, metrics, checkpoints, next."""
+    """The whole state as plain text: header, phases, timeline (its latest `epochs`; 0: every
+    one), metrics, checkpoints, next."""
     m = manifest or {}
     n = st.max_epochs or (preset.max_epochs if preset is not None else None)
     horizon = preset.default_horizon if preset is not None else 20
@@ -103,7 +106,11 @@ def render_status(
     out += ["", "Epochs", f"  {'epoch':>5} {'train_loss':>10} {'val_loss':>10} {'sharpe':>8} "
             f"{'IC(h' + str(horizon) + ')':>9} {'SCALE min':>9} {'time':>8}"
             + "".join(f" {k:>{width[k]}}" for k in own)]
-    for r in st.epochs:
+    shown = st.epochs[-epochs:] if epochs > 0 else st.epochs
+    if len(shown) < len(st.epochs):
+        out.append(f"  ... {len(st.epochs) - len(shown)} earlier epochs (--epochs 0 shows all; "
+                   f"--json and `runctl report` have them)")
+    for r in shown:
         h = r.horizons.get(horizon)
         took = (r.ended_at - r.started_at) if r.ended_at and r.started_at else None
         out.append(f"  {r.epoch:>5} {num(r.train_loss, 6):>10} {num(r.val_loss, 6):>10} "
@@ -160,6 +167,7 @@ class ProgressPrinter:
         self._started: set[int] = set()
         self._reported: set[int] = set()
         self._decided: set[str] = set()
+        self._settled = 0  # epochs (by number) up to which every one is reported: not looked at again
         self._last_progress = 0.0
         self._last_where: tuple[int | None, int | None] = (None, None)  # never print a step twice
 
@@ -168,17 +176,24 @@ class ProgressPrinter:
         if st.state != self._state and st.state not in ("training", "validating"):
             self.say(f"state: {st.state}")
         self._state = st.state
-        for r in st.epochs:
+        epochs = st.epochs  # sorted by epoch, one record each: only the unsettled tail is looked at
+        first = bisect.bisect_right(epochs, self._settled, key=lambda r: r.epoch)
+        for i in range(first, len(epochs)):
+            r = epochs[i]
             if r.epoch not in self._started and r.started_at is not None:
                 self._started.add(r.epoch)
                 lr = f" (lr {r.lr:.6f})" if r.lr is not None else ""
                 self.say(f"Epoch {r.epoch}/{st.max_epochs or '?'} started{lr}")
-            later = any(o.epoch > r.epoch for o in st.epochs)
+            later = i < len(epochs) - 1
             done = r.validated and (r.sharpe is not None or r.metrics_final or later
                                     or st.state in ("finished", "crashed", "killed"))
             if done and r.epoch not in self._reported:
                 self._reported.add(r.epoch)
                 self.say(epoch_line(r, st.max_epochs, self.horizon, own_metrics(self.preset, st)))
+        for i in range(first, len(epochs)):
+            if epochs[i].epoch not in self._reported:
+                break
+            self._settled = epochs[i].epoch
         p = st.progress
         now = time.monotonic()
         where = (p.epoch, p.step)
