@@ -52,22 +52,38 @@ class ChartSpec:
     empty: str = "no validated epoch yet"
 
 
+MAX_POINTS = 1000  # per epoch series: more than any terminal chart has columns for
+
+
 def colour_of(key: str, index: int = 0) -> str:
     """The colour of a series key (a known metric's own, else by position)."""
     return SERIES_COLOURS.get(key, PALETTE[index % len(PALETTE)])
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
+def envelope(pts: list[tuple[float, float]], most: int = MAX_POINTS) -> list[tuple[float, float]]:
+    """At most ~`most` points of a long series, its shape kept: each of most/2 runs of points
+    gives its lowest and its highest, in epoch order (a chart is ~100 columns wide)."""
+    if len(pts) <= most:
+        return pts
+    out: list[tuple[float, float]] = []
+    step = len(pts) / (most // 2)
+    for b in range(most // 2):
+        run = pts[round(b * step) : round((b + 1) * step)]
+        if run:
+            lo, hi = min(run, key=lambda p: p[1]), max(run, key=lambda p: p[1])
+            out += sorted({lo, hi})
+    if out[-1] != pts[-1]:
+        out.append(pts[-1])  # the latest epoch is always drawn
+    return out
 
 
 def epoch_series(v: RunView, key: str, label: str, colour: str) -> Series | None:
-    """A metric over the validated epochs (None: no value yet)."""
-    pts = [(float(r.epoch), val) for r in v.state.epochs if r.validated
-           and _finite(val := epoch_value(r, key))]
+    """A metric over the validated epochs (None: no value yet); a long run's as its envelope."""
+    pts = envelope([(float(r.epoch), float(val)) for r in v.state.epochs if r.validated
+                    and (val := epoch_value(r, key)) is not None and math.isfinite(val)])
     if not pts:
         return None
-    return Series(label, tuple(p[0] for p in pts), tuple(float(p[1]) for p in pts), colour)  # type: ignore[arg-type]
+    return Series(label, tuple(p[0] for p in pts), tuple(p[1] for p in pts), colour)
 
 
 def baseline_of(v: RunView, key: str) -> float | None:

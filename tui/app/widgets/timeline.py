@@ -26,8 +26,10 @@ from tui.app.view import (
     short_label,
 )
 from tui.app.widgets.tables import Filled, fill
+from tui.state.records import EpochRecord
 
 FIXED = (("epoch", "Ep"), ("expected", "Expect"), ("actual", "Actual"), ("time", "Time"))
+UNSIZED_ROWS = 200  # epochs shown before the screen gives the timeline its rows
 LOSSES = ("train_loss", "val_loss")
 DEFAULT_METRICS = ("sharpe", "ic_h20", "scale")  # when no preset judges the run
 DROP_FIRST = ("expected", "actual", "time")  # left out first when the width is short, in this order
@@ -47,9 +49,10 @@ def metric_columns(v: RunView) -> list[tuple[str, str]]:
     return list(keys.items())
 
 
-def timeline_cells(v: RunView, columns: list[tuple[str, str]]) -> dict[int, dict[str, str]]:
-    """epoch -> cells for every column, numbers aligned per column."""
-    recs = v.state.epochs
+def timeline_cells(v: RunView, columns: list[tuple[str, str]],
+                   recs: list[EpochRecord] | None = None) -> dict[int, dict[str, str]]:
+    """epoch -> cells for every column of `recs` (default: every epoch), numbers aligned per column."""
+    recs = v.state.epochs if recs is None else recs
     out: dict[int, dict[str, str]] = {}
     for rec in recs:
         out[rec.epoch] = {
@@ -126,12 +129,12 @@ class EpochTimeline(Vertical):
         self._view = v
         table: DataTable[Text] = self.query_one(DataTable)
         wanted = [*FIXED, *metric_columns(v)]
-        cells = timeline_cells(v, wanted)
-        columns = fitting(wanted, cells, (self.size.width or 200) - 1)
-        epochs = list(cells)
-        fits = len(epochs) if self._rows <= 0 else max(1, self._rows - 2)
-        self.hidden_epochs = max(0, len(epochs) - fits)  # the oldest, when the rows are short
-        rows = {str(e): cells[e] for e in epochs[self.hidden_epochs:]}
+        recs = v.state.epochs
+        fits = min(len(recs), UNSIZED_ROWS) if self._rows <= 0 else max(1, self._rows - 2)
+        self.hidden_epochs = max(0, len(recs) - fits)  # the oldest, when the rows are short
+        cells = timeline_cells(v, wanted, recs[self.hidden_epochs:])  # only what is shown: a
+        columns = fitting(wanted, cells, (self.size.width or 200) - 1)  # poll costs the rows shown
+        rows = {str(e): c for e, c in cells.items()}
         self._shown = fill(table, self._shown, columns, rows)
         self._summary_line(v)
 
