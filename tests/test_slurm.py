@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tui.presets.registry import PresetRegistry
@@ -193,15 +194,24 @@ def test_time_limit_requeues_and_continues(presets: Path, logs_dir: Path) -> Non
     log = store.log_path(m.run)
     assert _wait(lambda: "[exit] reason=requeued status=75" in (log.read_text() if log.exists() else ""), 150), \
         log.read_text()[-3000:] if log.exists() else "no log"
+    requeued_at = time.monotonic()
     text = log.read_text()
     assert "[signal] Slurm time limit near (" in text and "interrupted.ckpt" in text
     # the test stands in for time: Slurm holds a requeued job ~2 minutes (BeginTime); release it
-    # now, with more time, as an admin would (again until it runs: an update can land early)
+    # now, with more time, as an admin would (again until it runs: an update can land early).
+    # Only once the old instance is gone: no slurmstepd of the job left, and not in the second of
+    # the requeue (slurmd refuses a credential issued in the second its job's was revoked:
+    # "Job credential revoked", the job FAILED); the node's "idle" alone comes too early.
+    def old_instance_gone() -> bool:
+        tag = f"slurmstepd: [{m.job_id}."
+        return (time.monotonic() - requeued_at > 3
+                and not any(tag in " ".join(p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"])))
+
     def released() -> bool:
         job = _scontrol("show", "job", m.job_id)
         idle = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                              timeout=30).stdout.split() == ["idle"]  # the old instance is gone
-        if "JobState=PENDING" in job and idle:
+                              timeout=30).stdout.split() == ["idle"]
+        if "JobState=PENDING" in job and idle and old_instance_gone():
             _scontrol("update", f"JobId={m.job_id}", "TimeLimit=10")
             _scontrol("update", f"JobId={m.job_id}", "StartTime=now")
         return _state(store, m.run) == "finished"
