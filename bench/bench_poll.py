@@ -2,8 +2,10 @@
 
 Every poll, `tui.runs.store.live_state` copies the follower's state for the reader (the follower
 folds on in its worker thread). A deep copy costs ~50 us an epoch record; `RunData.snapshot()`
-copies the containers and shares the records until one is written. States of 1,000 / 10,000 /
-85,000 epochs (our engine's format, bench_attach's many-epochs log cut to size), best of REPEATS.
+copies the containers and shares the records until one is written. Each poll also judges the
+state against its preset (`tui.judge.evaluate`: the metric table, criteria, checkpoints, the
+recommendation), timed here with the `smoke` preset. States of 1,000 / 10,000 / 85,000 epochs
+(our engine's format, bench_attach's many-epochs log cut to size), best of REPEATS.
 `python bench/bench_poll.py`.
 """
 
@@ -18,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_attach import _log  # noqa: E402
+from tui.judge.evaluate import evaluate  # noqa: E402
+from tui.presets.registry import PresetRegistry  # noqa: E402
 from tui.state.follow import read_state  # noqa: E402
 from tui.state.run import RunState  # noqa: E402
 
@@ -43,13 +47,16 @@ def _state(full: RunState, n: int) -> RunState:
 def run() -> dict:
     path, _ = _log("engine_epochs", 300)
     full = read_state(path)
+    preset = PresetRegistry(ROOT / "presets").get("smoke")
     res = {}
     for n in EPOCHS:
         st = _state(full, n)
         deep, snap = _best(lambda st=st: copy.deepcopy(st)), _best(lambda st=st: st.snapshot())
+        judge = _best(lambda st=st: evaluate(preset, st, None).to_json())
         res[f"{n} epochs"] = {"deepcopy_ms": round(deep * 1e3, 2), "snapshot_ms": round(snap * 1e3, 3),
-                              "ratio": round(deep / snap)}
-        print(f"poll copy at {n} epochs: deepcopy {deep * 1e3:.1f} ms, snapshot {snap * 1e3:.2f} ms", flush=True)
+                              "ratio": round(deep / snap), "judge_ms": round(judge * 1e3, 1)}
+        print(f"poll at {n} epochs: deepcopy {deep * 1e3:.1f} ms, snapshot {snap * 1e3:.2f} ms, "
+              f"judge {judge * 1e3:.1f} ms", flush=True)
     return res
 
 

@@ -197,3 +197,28 @@ def test_summary_metrics_for_baseline_table() -> None:
     m = summary_metrics(make_state([{"sharpe": 0.11, "scale": 0.25, "ic": -0.01}]))
     assert m["sharpe"] == 0.11 and m["ic_h20"] == -0.01 and m["scale"] == 0.25 and m["scale_h1"] == 0.25
     assert summary_metrics(RunState()) == {}
+
+
+def test_an_epoch_is_complete_once_its_validation_is_over() -> None:
+    """Sharpe printed, end-of-epoch metrics, a later epoch begun, or the run over; the later epoch
+    is the timeline's last record (sorted), looked at in O(1): the judge asks this of every epoch
+    on every poll (it was a scan of the timeline each: 2.9 s a poll at 10,000 epochs)."""
+    from tui.judge.conditions import epoch_complete
+    from tui.state.run import RunState
+
+    st = RunState(state="validating", epoch=2)
+    one, two = st.epoch_record(1), st.epoch_record(2)
+    assert not epoch_complete(st, one)  # not validated yet
+    one.validated = two.validated = True
+    assert epoch_complete(st, one) and not epoch_complete(st, two)  # 2 begun after 1; 2 still validating
+    two.sharpe = 0.1
+    assert epoch_complete(st, two)
+    three = st.epoch_record(3)
+    three.validated, st.epoch = True, 3
+    assert not epoch_complete(st, three)
+    st.state = "finished"
+    assert epoch_complete(st, three)
+    four = RunState(state="training", epoch=5)
+    rec = four.epoch_record(4)
+    rec.validated = True
+    assert epoch_complete(four, rec)  # the current epoch (5) is later, though it has no record yet

@@ -82,7 +82,8 @@ def epoch_complete(state: RunState, rec: EpochRecord) -> bool:
     """Validation of this epoch is over (Sharpe printed, a later epoch began, or the run ended)."""
     if not rec.validated:
         return False
-    later = any(r.epoch > rec.epoch for r in state.epochs) or (state.epoch or 0) > rec.epoch
+    last = state.epochs[-1].epoch if state.epochs else rec.epoch  # the timeline is sorted: O(1)
+    later = last > rec.epoch or (state.epoch or 0) > rec.epoch
     return rec.sharpe is not None or rec.metrics_final or later or state.state in TERMINAL
 
 
