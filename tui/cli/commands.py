@@ -166,11 +166,16 @@ def status_json(ctx: Context, m: Manifest | None, log: Path, st: RunState, prese
         "baseline": v.get("baseline"), "criteria": v.get("criteria", []),
         "checkpoints": v.get("checkpoints", []), "recommendation": v.get("recommendation"),
         "table": v.get("table", []), "variance_collapse": v.get("variance_collapse"),
-        "process": procs.stats(m.identity) if m is not None and m.backend == "local" else None,
+        "process": process_json(m),
         "slurm": slurm_json(ctx, m),
         "manifest": m.to_json() if m is not None else None,
     })
     return out
+
+
+def process_json(m: Manifest | None) -> dict[str, Any] | None:
+    """A local run's process: CPU, RSS, uptime... (None: no manifest, or a Slurm run)."""
+    return procs.stats(m.identity) if m is not None and m.backend == "local" else None
 
 
 def slurm_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
@@ -192,14 +197,14 @@ def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
         while True:
             st = tail.poll()
             m = tail.manifest
-            data = status_json(ctx, m, log, st, preset)
             if a.json:
-                say(json.dumps(data, allow_nan=False))
-            else:
+                say(json.dumps(status_json(ctx, m, log, st, preset), allow_nan=False))
+            else:  # judged once, and no JSON of the whole timeline only to read three keys of it
                 if a.watch and sys.stdout.isatty():
                     sys.stdout.write("\x1b[H\x1b[2J")
-                say(render_status(st, data["manifest"], ctx.judge(preset, st), preset,
-                                  data["process"], str(log), data["slurm"], a.epochs).rstrip("\n"))
+                say(render_status(st, m.to_json() if m is not None else None, ctx.judge(preset, st),
+                                  preset, process_json(m), str(log), slurm_json(ctx, m),
+                                  a.epochs).rstrip("\n"))
             ended = st.state in TERMINAL or (m is None and st.exit_reason is not None)
             if not a.watch or ended:
                 return 0
