@@ -292,18 +292,15 @@ class RunStore:
                 data = json.loads(cache.read_text(encoding="utf-8"))
                 if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("row"), dict):
                     row = data["row"]
+        fresh = row is None
         if row is None:
             full = self.log_state(m)
             row = {k: getattr(full, k) for k in _LISTED}
             row["sharpe"] = next((r.sharpe for r in reversed(full.epochs) if r.sharpe is not None), None)
             row["val_loss"] = next((r.val_loss for r in reversed(full.epochs) if r.val_loss is not None), None)
-            fresh = True
-        else:
-            fresh = False
         st = RunState()
-        with contextlib.suppress(TypeError, ValueError):
-            for k in _LISTED:
-                setattr(st, k, row.get(k, getattr(st, k)))
+        for k in _LISTED:
+            setattr(st, k, row.get(k, getattr(st, k)))
         st = self.judge(m, st)
         if fresh and st.state in TERMINAL and not m.metrics_csv:
             with contextlib.suppress(OSError, TypeError, ValueError):
@@ -373,8 +370,8 @@ def live_state(
     """A snapshot of a follower's folded state with the manifest and liveness applied.
 
     The one fold of the TUI's follower worker and `runctl status --watch` / `--follow`: the
-    follower's own state is never mutated, and its later folds never change the snapshot. Without a store, a manifest or a liveness sample, only
-    the run id is filled in.
+    follower's own state is never mutated, and its later folds never change the snapshot. Without
+    a store, a manifest or a liveness sample, only the run id is filled in.
     """
     out = st.snapshot()
     if store is not None and manifest is not None and alive is not None:
