@@ -12,26 +12,16 @@ import pytest
 import torch
 
 import engine.data as engine_data
-from engine.config import EngineConfig, default_config
 from engine.data import prepare_data
 from engine.panel import BETA_MIN_OBS, BETA_WINDOW, empty_f32, market_beta
 from engine.synth import generate_market
+from tests.test_engine_data import _cfg
 
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mkt") / "market.parquet"
     return generate_market(path, stocks=40, days=200, features=12, seed=5)
-
-
-def _cfg(path: Path) -> EngineConfig:
-    cfg = default_config()
-    cfg.data.path = str(path)
-    cfg.data.seq_len = 5
-    cfg.data.min_nodes_per_day = 10
-    cfg.train.batch.train_batch_size = 100
-    cfg.train.batch.val_batch_size = 100
-    return cfg
 
 
 def _batches(data: engine_data.PreparedData) -> list[dict[str, torch.Tensor]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from tui.presets.preset import PresetError
 from tui.presets.registry import PresetRegistry, resolve
 from tui.runs import procs
@@ -72,12 +73,7 @@ def _cvd(store: RunStore, run: str) -> str | None:
 
 
 def _wait(cond, timeout: float = 60.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return bool(cond())
+    return wait_until(cond, timeout, 0.1)
 
 
 def test_three_runs_on_two_gpus(box, logs_dir: Path) -> None:  # noqa: ANN001

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.waiting import wait_until
 from tui.presets.registry import PresetRegistry
 from tui.runs.launcher import Launcher
 from tui.runs.store import Manifest, RunStore
@@ -65,12 +66,7 @@ def presets(tmp_path: Path) -> Path:
 
 
 def _wait(cond, timeout: float, step: float = 0.5) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return bool(cond())
+    return wait_until(cond, timeout, step)
 
 
 def _state(store: RunStore, run: str) -> str:

@@ -8,11 +8,11 @@ is plain Lightning (CSVLogger metrics.csv, a ModelCheckpoint), followed through 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from tui.presets.registry import PresetRegistry
 from tui.runs.launcher import Launcher
 from tui.runs.store import RunStore
@@ -61,13 +61,8 @@ def _presets(tmp_path: Path, epochs: int = 3, sleep: float = 0.0, plain: bool = 
     return d
 
 
-def _wait(cond, timeout: float = 120.0, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return bool(cond())
+def _wait(cond, timeout: float = 120.0, step: float = 0.2) -> bool:  # noqa: ANN001
+    return wait_until(cond, timeout, step)
 
 
 def _status(runctl, run: str, presets: Path) -> dict:
