@@ -1,4 +1,7 @@
-/* The attach prefilter of tui.log.scan, compiled: one pass over a segment's bytes.
+/* The attach scan of tui.log.scan, compiled: one pass over a segment's bytes (`matches`), the
+ * plain prefixes (`prefix`), and the lines every epoch writes read and folded per epoch
+ * (`hot_matches`, `blocks`; see "hot lines" below).
+ *
  *
  * `matches(buf, start, end, bulk)` returns exactly what tui.log.scan.py_matches returns for the
  * same arguments: the matches of SCAN_RE (bulk false) or SCAN_BULK_RE (bulk true) that
@@ -14,6 +17,7 @@
  * one byte on, a match resumes the search at its end, `[^\n]*` (after every group but cont) runs
  * to the next newline.
  */
+#define _GNU_SOURCE /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -27,6 +31,7 @@ enum { CONT = 0, GS = 1, LOWV = 2, EV = 3 };
 typedef struct {
     const unsigned char *b; /* the buffer */
     Py_ssize_t end;         /* the searched string's end */
+    Py_ssize_t len;         /* the buffer's */
 } Buf;
 
 #define LIT(s) s, (sizeof(s) - 1)
@@ -66,8 +71,8 @@ static Py_ssize_t starts(const Buf *x, Py_ssize_t q) {
     case '[': {
         TRY("[exit") TRY("[error") TRY("[signal") TRY("[epoch-end") TRY("[metrics") TRY("[data-filter")
         TRY("[GRAD-MONITOR")
-        Py_ssize_t r = q + 1, k = 0; /* \w{1,20}+ : possessive */
-        while (k < 20 && r + k < x->end && is_word(x->b[r + k]))
+        Py_ssize_t r = q + 1, k = 0; /* [\w\x80-\xff]{1,80}+ : possessive */
+        while (k < 80 && r + k < x->end && (is_word(x->b[r + k]) || x->b[r + k] >= 0x80))
             k++;
         if (k == 0)
             return 0;
@@ -177,12 +182,20 @@ static int groups(const Buf *x, Py_ssize_t q, Py_ssize_t *mend) {
     return -1;
 }
 
+typedef struct Hot Hot;
+static int hot_line(const Buf *x, Py_ssize_t p, Py_ssize_t le, Hot *h);
+
 typedef struct {
     PyObject *out;                            /* [(code, start, end)] */
     Py_ssize_t start, w_total, w_matches, last_w;
     Py_ssize_t resume;                        /* the search goes on from here (after the last match) */
     int bulk;
+    int hot;                                  /* hot_matches: hot lines go to `hots`, not `out` */
+    char *hots;                               /* Hot[nhot], capacity cap */
+    Py_ssize_t nhot, cap;
 } Scan;
+
+static size_t hot_size(void);
 
 /* the regex's attempt at the ` - ` at p; -1 on a Python error */
 static int anchor(Scan *st, const Buf *x, Py_ssize_t p) {
@@ -197,6 +210,27 @@ static int anchor(Scan *st, const Buf *x, Py_ssize_t p) {
                             : (p >= 2 && b[p - 1] == ']' && b[p - 2] == 'O' && has(x, q, LIT("[progress] ")));
     Py_ssize_t mend = q;
     int code = rejected ? -1 : groups(x, q, &mend);
+    if (code == EV && st->hot) {
+        if (st->nhot == st->cap) {
+            Py_ssize_t cap = st->cap ? 2 * st->cap : 256;
+            char *more = PyMem_Realloc(st->hots, (size_t)cap * hot_size());
+            if (more == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            st->hots = more, st->cap = cap;
+        }
+        Py_ssize_t le = mend;
+        if (le == x->end) { /* the line as tui.log.scan reads it: to the next newline in the buffer */
+            const unsigned char *e = memchr(b + le, '\n', (size_t)(x->len - le));
+            le = e ? (Py_ssize_t)(e - b) : x->len;
+        }
+        if (hot_line(x, p, le, (Hot *)(st->hots + (size_t)st->nhot * hot_size()))) {
+            st->nhot++;
+            st->resume = mend;
+            return 0;
+        }
+    }
     if (code >= 0) {
         PyObject *t = Py_BuildValue("(inn)", code, p, mend);
         if (t == NULL || PyList_Append(st->out, t) < 0) {
@@ -217,7 +251,7 @@ static int anchor(Scan *st, const Buf *x, Py_ssize_t p) {
     return 0;
 }
 
-static PyObject *matches(PyObject *self, PyObject *args) {
+static PyObject *run_scan(PyObject *args, int hot) {
     Py_buffer view;
     Py_ssize_t start, end;
     int bulk;
@@ -227,12 +261,12 @@ static PyObject *matches(PyObject *self, PyObject *args) {
         start = 0;
     if (end > view.len)
         end = view.len;
-    Scan st = {PyList_New(0), start, 0, 0, -1, start, bulk};
+    Scan st = {PyList_New(0), start, 0, 0, -1, start, bulk, hot, NULL, 0, 0};
     if (st.out == NULL) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    Buf x = {(const unsigned char *)view.buf, end};
+    Buf x = {(const unsigned char *)view.buf, end, view.len};
     const unsigned char *b = x.b;
     Py_ssize_t newlines = 0, i = start;
 #ifdef __SSE2__
@@ -272,12 +306,27 @@ static PyObject *matches(PyObject *self, PyObject *args) {
             goto fail;
     }
     PyBuffer_Release(&view);
-    return Py_BuildValue("(Nnnnn)", st.out, newlines, st.w_total, st.w_matches, st.last_w);
+    PyObject *res;
+    if (hot) {
+        res = Py_BuildValue("(Nnnnny#)", st.out, newlines, st.w_total, st.w_matches, st.last_w,
+                            st.hots ? st.hots : "", (Py_ssize_t)((size_t)st.nhot * hot_size()));
+        PyMem_Free(st.hots);
+    } else {
+        res = Py_BuildValue("(Nnnnn)", st.out, newlines, st.w_total, st.w_matches, st.last_w);
+    }
+    return res;
 fail:
     Py_DECREF(st.out);
+    PyMem_Free(st.hots);
     PyBuffer_Release(&view);
     return NULL;
 }
+
+static PyObject *matches(PyObject *self, PyObject *args) { return run_scan(args, 0); }
+
+/* hot_matches(buf, start, end, bulk): matches' result without the hot lines' matches, plus those
+   lines (bytes: an array of Hot, for blocks and items) */
+static PyObject *hot_matches(PyObject *self, PyObject *args) { return run_scan(args, 1); }
 
 /* ---------------------------------------------------------------- line prefixes */
 
@@ -360,53 +409,63 @@ static Py_ssize_t level_at(const unsigned char *s, const unsigned char *e, const
     return k;
 }
 
+/* A Hydra or wrapper prefix at the start of the line s..e, plain ASCII: 1 and its time, level
+   (lv, nlv) and message start; 0 when tui.log.prefix.split_prefix must decide (no prefix there,
+   one after a fragment, a date datetime() refuses, non-ASCII) */
+static int split_plain(const unsigned char *s, const unsigned char *e, double *t, const unsigned char **lv,
+                       Py_ssize_t *nlv, const unsigned char **msg) {
+    if (e - s < 30)
+        return 0;
+    if (s[0] == '[') { /* [YYYY-mm-dd HH:MM:SS,mmm][logger][LEVEL] - */
+        if (!(s[24] == ']' && s[25] == '[' && stamp(s + 1, t)))
+            return 0;
+        const unsigned char *g = s + 26;
+        while (g < e && g - (s + 26) <= 200 && *g != ']' && *g != '[' && *g != '\n' && *g < 0x80)
+            g++;
+        if (g == s + 26 || g - (s + 26) > 200 || g + 1 >= e || g[0] != ']' || g[1] != '[')
+            return 0;
+        *lv = g + 2;
+        if (!(*nlv = level_at(*lv, e, LIT("] - "))))
+            return 0;
+        *msg = *lv + *nlv + 4;
+    } else { /* YYYY-mm-dd HH:MM:SS,mmm - logger - LEVEL - */
+        if (!(s[23] == ' ' && s[24] == '-' && s[25] == ' ' && stamp(s, t)))
+            return 0;
+        const unsigned char *g = s + 26;
+        while (g < e && *g > ' ' && *g < 0x7f)
+            g++;
+        if (g == s + 26 || g - (s + 26) > 200 || e - g < 3 || memcmp(g, " - ", 3) != 0)
+            return 0;
+        *lv = g + 3;
+        if (!(*nlv = level_at(*lv, e, LIT(" - "))))
+            return 0;
+        *msg = *lv + *nlv + 3;
+    }
+    return 1;
+}
+
 /* prefix(buf, ls, le) -> (t, level, message, hydra) | None: tui.log.prefix.split_prefix of the line
-   buf[ls:le] when a Hydra or wrapper prefix starts it and is plain ASCII; None means "ask
-   split_prefix" (no prefix there, one after a fragment, a date datetime() refuses, non-ASCII) */
+   buf[ls:le] when `split_plain` can split it; None means "ask split_prefix" */
 static PyObject *prefix(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t ls, le;
     if (!PyArg_ParseTuple(args, "y*nn", &view, &ls, &le))
         return NULL;
     PyObject *res = NULL;
-    if (ls < 0 || le > view.len || le - ls < 30)
-        goto none;
-    const unsigned char *s = (const unsigned char *)view.buf + ls, *e = (const unsigned char *)view.buf + le;
     const unsigned char *lv, *msg;
     Py_ssize_t nlv;
     double t;
-    int hydra = s[0] == '[';
-    if (hydra) { /* [YYYY-mm-dd HH:MM:SS,mmm][logger][LEVEL] - */
-        if (!(s[24] == ']' && s[25] == '[' && stamp(s + 1, &t)))
-            goto none;
-        const unsigned char *g = s + 26;
-        while (g < e && g - (s + 26) <= 200 && *g != ']' && *g != '[' && *g != '\n' && *g < 0x80)
-            g++;
-        if (g == s + 26 || g - (s + 26) > 200 || g + 1 >= e || g[0] != ']' || g[1] != '[')
-            goto none;
-        lv = g + 2;
-        if (!(nlv = level_at(lv, e, LIT("] - "))))
-            goto none;
-        msg = lv + nlv + 4;
-    } else { /* YYYY-mm-dd HH:MM:SS,mmm - logger - LEVEL - */
-        if (!(s[23] == ' ' && s[24] == '-' && s[25] == ' ' && stamp(s, &t)))
-            goto none;
-        const unsigned char *g = s + 26;
-        while (g < e && *g > ' ' && *g < 0x7f)
-            g++;
-        if (g == s + 26 || g - (s + 26) > 200 || e - g < 3 || memcmp(g, " - ", 3) != 0)
-            goto none;
-        lv = g + 3;
-        if (!(nlv = level_at(lv, e, LIT(" - "))))
-            goto none;
-        msg = lv + nlv + 3;
-    }
+    if (ls < 0 || le > view.len || ls > le)
+        goto none;
+    const unsigned char *s = (const unsigned char *)view.buf + ls, *e = (const unsigned char *)view.buf + le;
+    if (!split_plain(s, e, &t, &lv, &nlv, &msg))
+        goto none;
     PyObject *level = nlv == 8 && memcmp(lv, "CRITICAL", 8) == 0
                           ? PyUnicode_FromStringAndSize("ERROR", 5)
                           : PyUnicode_FromStringAndSize((const char *)lv, nlv);
     PyObject *text = level ? PyUnicode_DecodeUTF8((const char *)msg, e - msg, "replace") : NULL;
     if (text != NULL)
-        res = Py_BuildValue("(dNNO)", t, level, text, hydra ? Py_True : Py_False);
+        res = Py_BuildValue("(dNNO)", t, level, text, s[0] == '[' ? Py_True : Py_False);
     else
         Py_XDECREF(level);
     PyBuffer_Release(&view);
@@ -416,10 +475,533 @@ none:
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------------- hot lines
+ *
+ * The lines a long log makes an event of every epoch, recognised here instead of by
+ * tui.log.parse and folded per epoch (`blocks`): `[tag] Epoch N/M` / `Epoch N/M`, `Learning rate:`,
+ * `train/total_loss:`, `val/loss:` / `[tag] Validation loss:`, `Sharpe:`, both formats' `Val metrics`
+ * lines, `Checkpoint saved:`. A line is hot only when it is exactly what tui.log.parse would make
+ * that event of: a plain Hydra prefix at its start whose ` - ` is the match's (`split_plain`), a
+ * level that counts neither as a warning nor as an error, a message in the recogniser's exact
+ * grammar with ASCII numbers that Python's float() reads as strtod does, and no Hydra WARNING
+ * prefix or traceback header inside it; anything else (nan, unicode, a trailing word) stays a
+ * match, which tui.log.scan parses. tests/test_scanc.py checks every hot line's event against
+ * tui.log.parse's, and the folds against the plain loop's.
+ */
+
+enum { H_ES = 1, H_LR, H_TL, H_VL, H_HM, H_SH, H_CK };
+
+struct Hot {
+    Py_ssize_t ls;     /* the line's start */
+    Py_ssize_t s0, s1; /* VL: the tag (s0 == s1: `val/loss:`), HM: the variant, CK: the path */
+    double t;
+    double v[6];       /* LR TL VL SH: v[0]; HM: ic, rank_ic, scale, mae, rmse, hit */
+    int kind;
+    int lv0, nlv;      /* the level: buf[ls + lv0 : ls + lv0 + nlv] */
+    int a, b;          /* ES: epoch, max epochs; HM: h, the variant is z; CK: epoch (-1: none); VL: counts */
+    int none;          /* HM: bit k set: v[k] is None (the original's rank_ic and hit) */
+};
+
+static size_t hot_size(void) { return sizeof(Hot); }
+
+static inline int is_pyspace(unsigned char c) { /* str.isspace() of an ASCII character */
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* \S+ at q (str semantics): its end, q when empty, -1 at a non-ASCII byte (which may be unicode
+   whitespace: the caller declines the line) */
+static Py_ssize_t token(const unsigned char *b, Py_ssize_t q, Py_ssize_t le) {
+    Py_ssize_t r = q;
+    while (r < le && !is_pyspace(b[r])) {
+        if (b[r] >= 0x80)
+            return -1;
+        r++;
+    }
+    return r;
+}
+
+/* tui.log.prefix.num of b[q:r] when it is a plain decimal after its rstrip(",);s%"): 1 and the
+   value (strtod and float() both round correctly); 0 otherwise (nan, inf, `1_0`, empty, ...) */
+static int pynum(const unsigned char *b, Py_ssize_t q, Py_ssize_t r, double *out) {
+    while (r > q && (b[r - 1] == ',' || b[r - 1] == ')' || b[r - 1] == ';' || b[r - 1] == 's' || b[r - 1] == '%'))
+        r--;
+    Py_ssize_t n = r - q, k = 0, d = 0;
+    if (n <= 0 || n > 60)
+        return 0;
+    const unsigned char *s = b + q;
+    if (s[k] == '+' || s[k] == '-')
+        k++;
+    while (k < n && s[k] >= '0' && s[k] <= '9')
+        k++, d++;
+    if (k < n && s[k] == '.') {
+        k++;
+        while (k < n && s[k] >= '0' && s[k] <= '9')
+            k++, d++;
+    }
+    if (d == 0)
+        return 0;
+    if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+        k++;
+        if (k < n && (s[k] == '+' || s[k] == '-'))
+            k++;
+        Py_ssize_t e0 = k;
+        while (k < n && s[k] >= '0' && s[k] <= '9')
+            k++;
+        if (k == e0)
+            return 0;
+    }
+    if (k != n)
+        return 0;
+    char tmp[64];
+    memcpy(tmp, s, (size_t)n);
+    tmp[n] = 0;
+    *out = strtod(tmp, NULL);
+    return 1;
+}
+
+/* \d+ at q, at most 9 digits: its end and value; 0 when none or longer */
+static Py_ssize_t uint_at(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, int *v) {
+    Py_ssize_t r = q;
+    int x = 0;
+    while (r < le && b[r] >= '0' && b[r] <= '9') {
+        if (r - q == 9)
+            return 0;
+        x = x * 10 + (b[r] - '0');
+        r++;
+    }
+    if (r == q)
+        return 0;
+    *v = x;
+    return r;
+}
+
+static inline int at(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, const char *s, Py_ssize_t n) {
+    return q + n <= le && memcmp(b + q, s, (size_t)n) == 0;
+}
+
+static int only_space(const unsigned char *b, Py_ssize_t q, Py_ssize_t le) { /* \s*$ */
+    while (q < le && is_pyspace(b[q]))
+        q++;
+    return q == le;
+}
+
+/* num(b[q:le].strip()) as the `name: X` recognisers take it */
+static int stripped_num(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, double *out) {
+    while (q < le && is_pyspace(b[q]))
+        q++;
+    while (le > q && is_pyspace(b[le - 1]))
+        le--;
+    return pynum(b, q, le, out);
+}
+
+static int ascii_free_text(const unsigned char *b, Py_ssize_t q, Py_ssize_t le) {
+    for (Py_ssize_t k = q; k < le; k++)
+        if (b[k] >= 0x80)
+            return 0;
+    static const char tb[] = "Traceback (most recent call last)", wn[] = "][WARNING] - ";
+    return !memmem(b + q, (size_t)(le - q), tb, sizeof tb - 1) && !memmem(b + q, (size_t)(le - q), wn, sizeof wn - 1);
+}
+
+/* `Epoch N/M\s*$` at q */
+static int epoch_start(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot *h) {
+    if (!at(b, q, le, LIT("Epoch ")))
+        return 0;
+    Py_ssize_t r = uint_at(b, q + 6, le, &h->a);
+    if (!r || r >= le || b[r] != '/' || !(r = uint_at(b, r + 1, le, &h->b)) || !only_space(b, r, le))
+        return 0;
+    h->kind = H_ES;
+    return 1;
+}
+
+/* the engine's and the original's `Val metrics (v) h=N: ...` exactly as written (the recognisers'
+   two fullmatch templates; anything else goes to the generic key=value reading) */
+static int val_metrics(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot *h) {
+    if (!at(b, q, le, LIT("Val metrics (")) || !ascii_free_text(b, q, le))
+        return 0;
+    Py_ssize_t r = q + 13;
+    h->s0 = r;
+    while (r < le && b[r] != ')')
+        r++;
+    if (r >= le)
+        return 0;
+    h->s1 = r;
+    Py_ssize_t sp = ++r;
+    while (r < le && b[r] == ' ')
+        r++;
+    if (r == sp || !at(b, r, le, LIT("h=")) || !(r = uint_at(b, r + 2, le, &h->a)))
+        return 0;
+    int zs = 0, other = 0; /* variant.replace(" ", "").lower() == "z" */
+    for (Py_ssize_t k = h->s0; k < h->s1; k++) {
+        if (b[k] == 'z' || b[k] == 'Z')
+            zs++;
+        else if (b[k] != ' ')
+            other++;
+    }
+    h->b = zs == 1 && !other;
+    /* key=token fields: the engine's, then the original's; 0 marks a token only matched */
+    static const char *const eng[] = {": MAE=", " RMSE=", " IC=", " RankIC=", " SCALE(yhat/y)=", " HIT="};
+    static const int eng_v[] = {4, 5, 1, 2, 3, 6};
+    static const char *const atft[] = {": MAE=", " RMSE=", " R2=", " IC=", " NAIVE_RMSE=", " SCALE(yhat/y)=", " CAL="};
+    static const int atft_v[] = {4, 5, 0, 1, 0, 3, 0};
+    for (int f = 0; f < 2; f++) {
+        const char *const *keys = f ? atft : eng;
+        const int *slot = f ? atft_v : eng_v;
+        int nk = f ? 7 : 6, ok = 1;
+        Py_ssize_t p = r;
+        for (int k = 0; k < nk && ok; k++) {
+            Py_ssize_t n = (Py_ssize_t)strlen(keys[k]), e;
+            if (!at(b, p, le, keys[k], n) || (e = token(b, p + n, le)) <= p + n)
+                ok = 0;
+            else if (slot[k] && !pynum(b, p + n, e, &h->v[slot[k] - 1]))
+                return 0; /* a number num() reads differently (nan, inf, ...): Python's */
+            else
+                p = e;
+        }
+        if (ok && p == le) {
+            h->none = f ? (1 << 1) | (1 << 5) : 0;
+            h->kind = H_HM;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* `Checkpoint saved: (.+?)(?: \(epoch=(\d+)\))?\s*$` at q */
+static int checkpoint(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot *h) {
+    if (!at(b, q, le, LIT("Checkpoint saved: ")) || !ascii_free_text(b, q, le))
+        return 0;
+    Py_ssize_t s = q + 18, r = le;
+    while (r > s && is_pyspace(b[r - 1]))
+        r--;
+    if (r == s)
+        return 0;
+    h->s0 = s;
+    h->s1 = r;
+    h->a = -1;
+    if (b[r - 1] == ')') { /* the lazy path stops before a ` (epoch=N)` that ends the line */
+        Py_ssize_t d = r - 1;
+        while (d > s && b[d - 1] >= '0' && b[d - 1] <= '9')
+            d--;
+        if (d < r - 1 && d - s >= 9 && memcmp(b + d - 8, " (epoch=", 8) == 0) {
+            if (!uint_at(b, d, r - 1, &h->a))
+                return 0; /* more than 9 digits: Python's */
+            h->s1 = d - 8;
+        }
+    }
+    h->kind = H_CK;
+    return 1;
+}
+
+/* the message at q (line end le) as a hot event: 1 and h filled, or 0 */
+static int hot_message(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot *h) {
+    Py_ssize_t r;
+    switch (q < le ? b[q] : 0) {
+    case '[': { /* _tagged: the tags read before `[tag] Epoch` / `[tag] Validation loss` are not hot */
+        static const char *const tagged[] = {"[progress] ", "[GRAD-MONITOR] ", "[exit] ", "[error] ",
+                                             "[signal] ", "[metrics] ", "[epoch-end] ", "[data-filter] "};
+        for (int k = 0; k < 8; k++)
+            if (at(b, q, le, tagged[k], (Py_ssize_t)strlen(tagged[k])))
+                return 0;
+        r = q + 1;
+        while (r < le && r - q <= 20 && is_word(b[r]))
+            r++; /* \w{1,20} */
+        if (r == q + 1 || !at(b, r, le, LIT("] ")))
+            return 0;
+        if (epoch_start(b, r + 2, le, h))
+            return 1;
+        if (!at(b, r + 2, le, LIT("Validation loss: ")) || !ascii_free_text(b, q, le))
+            return 0;
+        Py_ssize_t v = r + 19, e = token(b, v, le);
+        if (e <= v || !pynum(b, v, e, &h->v[0]))
+            return 0;
+        h->s0 = q + 1, h->s1 = r;
+        h->b = r - q - 1 == 4 && memcmp(b + q + 1, "main", 4) == 0;
+        h->kind = H_VL;
+        return 1;
+    }
+    case 'E':
+        return epoch_start(b, q, le, h);
+    case 'S': {
+        if (!at(b, q, le, LIT("Sharpe: ")))
+            return 0;
+        Py_ssize_t e = token(b, q + 8, le);
+        if (e <= q + 8 || !only_space(b, e, le) || !pynum(b, q + 8, e, &h->v[0]))
+            return 0;
+        h->kind = H_SH;
+        return 1;
+    }
+    case 'V':
+        return val_metrics(b, q, le, h);
+    case 't':
+        if (!at(b, q, le, LIT("train/total_loss: ")) || !stripped_num(b, q + 18, le, &h->v[0]))
+            return 0;
+        h->kind = H_TL;
+        return 1;
+    case 'v':
+        if (!at(b, q, le, LIT("val/loss: ")) || !stripped_num(b, q + 10, le, &h->v[0]))
+            return 0;
+        h->s0 = h->s1 = q;
+        h->b = 1;
+        h->kind = H_VL;
+        return 1;
+    case 'L':
+        if (!at(b, q, le, LIT("Learning rate: ")) || !stripped_num(b, q + 15, le, &h->v[0]))
+            return 0;
+        h->kind = H_LR;
+        return 1;
+    case 'C':
+        return checkpoint(b, q, le, h);
+    default:
+        return 0;
+    }
+}
+
+/* the EV match at the ` - ` at p (its line ends at le) as a hot line: 1 and h filled, or 0 */
+static int hot_line(const Buf *x, Py_ssize_t p, Py_ssize_t le, Hot *h) {
+    const unsigned char *b = x->b, *lv, *msg;
+    Py_ssize_t ls = p, nlv;
+    while (ls > 0 && b[ls - 1] != '\n')
+        ls--;
+    double t;
+    if (b[ls] != '[' || !split_plain(b + ls, b + le, &t, &lv, &nlv, &msg) || msg != b + p + 3)
+        return 0;
+    if ((nlv == 7 && memcmp(lv, "WARNING", 7) == 0) || (nlv == 5 && memcmp(lv, "ERROR", 5) == 0) ||
+        (nlv == 8 && memcmp(lv, "CRITICAL", 8) == 0))
+        return 0;
+    memset(h, 0, sizeof *h);
+    if (!hot_message(b, p + 3, le, h))
+        return 0;
+    h->ls = ls;
+    h->t = t;
+    h->lv0 = (int)(lv - (b + ls));
+    h->nlv = (int)nlv;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- the fold of hot lines */
+
+/* One epoch's hot lines (or the ones before a run's first epoch start), folded: what
+   tui.state.fold._hot_run applies, the same as folding their events one by one. */
+typedef struct {
+    PyObject *es;                       /* (epoch, max_epochs, t) or NULL */
+    double lr, tl, vl, sh, vt;
+    int has;                            /* set: 1 lr, 2 tl, 4 vl, 8 sh, 16 vt */
+    int flags;                          /* 1 the current record, 2 validating, 4 validated */
+    int nh, hh[16], hnone[16];
+    double hv[16][6];                   /* per horizon, first seen order, the last values */
+    int np, pops[16];                   /* horizons whose low-variance flag a line clears */
+    PyObject *cks;                      /* checkpoint paths, or NULL */
+} Sub;
+
+static PyObject *opt(int set, double v) { return set ? PyFloat_FromDouble(v) : Py_NewRef(Py_None); }
+
+/* a tuple of n new references (stolen; NULL if any is NULL: the others are released) */
+static PyObject *tuple_of(Py_ssize_t n, PyObject **items) {
+    PyObject *t = NULL;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (items[k] == NULL)
+            goto fail;
+    if ((t = PyTuple_New(n)) == NULL)
+        goto fail;
+    for (Py_ssize_t k = 0; k < n; k++)
+        PyTuple_SET_ITEM(t, k, items[k]);
+    return t;
+fail:
+    for (Py_ssize_t k = 0; k < n; k++)
+        Py_XDECREF(items[k]);
+    return NULL;
+}
+
+/* the sub-block as a tuple appended to `out`, then emptied; -1 on a Python error */
+static int emit(Sub *u, PyObject *out) {
+    if (!u->es && !u->has && !u->flags && !u->np && !u->cks)
+        return 0;
+    PyObject *hs = PyTuple_New(u->nh), *ps = PyTuple_New(u->np), *t = NULL;
+    int ok = hs && ps;
+    for (int k = 0; ok && k < u->nh; k++) {
+        PyObject *f[7] = {PyLong_FromLong(u->hh[k])};
+        for (int j = 0; j < 6; j++)
+            f[j + 1] = opt(!(u->hnone[k] & (1 << j)), u->hv[k][j]);
+        PyObject *h = tuple_of(7, f);
+        if (h)
+            PyTuple_SET_ITEM(hs, k, h);
+        ok = h != NULL;
+    }
+    for (int k = 0; ok && k < u->np; k++) {
+        PyObject *h = PyLong_FromLong(u->pops[k]);
+        if (h)
+            PyTuple_SET_ITEM(ps, k, h);
+        ok = h != NULL;
+    }
+    if (ok) {
+        PyObject *f[10] = {u->es ? u->es : Py_NewRef(Py_None), opt(u->has & 1, u->lr), opt(u->has & 2, u->tl),
+                           opt(u->has & 4, u->vl), opt(u->has & 8, u->sh), opt(u->has & 16, u->vt),
+                           PyLong_FromLong(u->flags), hs, ps, u->cks ? PyList_AsTuple(u->cks) : PyTuple_New(0)};
+        u->es = NULL, hs = ps = NULL;
+        t = tuple_of(10, f);
+    }
+    Py_XDECREF(hs);
+    Py_XDECREF(ps);
+    Py_CLEAR(u->es);
+    Py_CLEAR(u->cks);
+    memset(u, 0, sizeof *u);
+    if (!t || PyList_Append(out, t) < 0) {
+        Py_XDECREF(t);
+        return -1;
+    }
+    Py_DECREF(t);
+    return 0;
+}
+
+/* one hot line into the sub-block (a new one at an epoch start or when one is full) */
+static int fold_hot(Sub *u, const Hot *h, const unsigned char *b, PyObject *out) {
+    switch (h->kind) {
+    case H_ES:
+        if (emit(u, out) < 0)
+            return -1;
+        PyObject *f[3] = {PyLong_FromLong(h->a), PyLong_FromLong(h->b), PyFloat_FromDouble(h->t)};
+        return (u->es = tuple_of(3, f)) ? 0 : -1;
+    case H_LR:
+        u->lr = h->v[0], u->has |= 1, u->flags |= 1;
+        return 0;
+    case H_TL:
+        u->tl = h->v[0], u->has |= 2, u->flags |= 1;
+        return 0;
+    case H_VL:
+        if (h->b) /* `val/loss:` or `[main] Validation loss:`; the others are not the epoch's */
+            u->vl = h->v[0], u->vt = h->t, u->has |= 4 | 16, u->flags |= 1 | 2;
+        return 0;
+    case H_SH:
+        u->sh = h->v[0], u->vt = h->t, u->has |= 8 | 16, u->flags |= 1 | 2 | 4;
+        return 0;
+    case H_HM: {
+        if (!h->b)
+            return 0; /* (z, CAL), (raw): other views of the same predictions */
+        int clears = !(h->none & 4) && h->v[2] >= 0.005, k = 0;
+        while (k < u->nh && u->hh[k] != h->a)
+            k++;
+        if ((k == u->nh && k == 16) || (clears && u->np == 16)) {
+            if (emit(u, out) < 0)
+                return -1;
+            k = 0;
+        }
+        if (k == u->nh)
+            u->hh[u->nh++] = h->a;
+        memcpy(u->hv[k], h->v, sizeof h->v);
+        u->hnone[k] = h->none;
+        if (clears)
+            u->pops[u->np++] = h->a;
+        u->vt = h->t, u->has |= 16, u->flags |= 1 | 2 | 4;
+        return 0;
+    }
+    case H_CK: {
+        PyObject *p = PyUnicode_DecodeASCII((const char *)b + h->s0, h->s1 - h->s0, NULL);
+        if (!p || (!u->cks && !(u->cks = PyList_New(0))) || PyList_Append(u->cks, p) < 0) {
+            Py_XDECREF(p);
+            return -1;
+        }
+        Py_DECREF(p);
+        return 0;
+    }
+    }
+    return 0;
+}
+
+/* blocks(buf, hot, splits) -> [(first line start, [sub-block, ...]), ...]: the hot lines `hot`
+   (from hot_matches) folded per run of lines that no line start in `splits` (sorted: the lines
+   that make other events) comes between, and per epoch within a run */
+static PyObject *blocks(PyObject *self, PyObject *args) {
+    Py_buffer view, hv;
+    PyObject *splits;
+    if (!PyArg_ParseTuple(args, "y*y*O!", &view, &hv, &PyList_Type, &splits))
+        return NULL;
+    const Hot *hot = (const Hot *)hv.buf;
+    Py_ssize_t n = hv.len / (Py_ssize_t)sizeof(Hot), ns = PyList_GET_SIZE(splits), j = 0;
+    PyObject *out = PyList_New(0), *run = NULL;
+    Sub u;
+    memset(&u, 0, sizeof u);
+    if (!out)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Hot *h = &hot[i];
+        int cut = 0;
+        for (; j < ns; j++) {
+            Py_ssize_t s = PyLong_AsSsize_t(PyList_GET_ITEM(splits, j));
+            if (s == -1 && PyErr_Occurred())
+                goto fail;
+            if (s > h->ls)
+                break;
+            cut = 1;
+        }
+        if (run && cut) {
+            if (emit(&u, run) < 0)
+                goto fail;
+            Py_CLEAR(run);
+        }
+        if (!run) {
+            PyObject *r;
+            if (!(run = PyList_New(0)) || !(r = Py_BuildValue("(nO)", h->ls, run)) || PyList_Append(out, r) < 0) {
+                Py_XDECREF(r);
+                goto fail;
+            }
+            Py_DECREF(r);
+        }
+        if (fold_hot(&u, h, (const unsigned char *)view.buf, run) < 0)
+            goto fail;
+    }
+    if (run && emit(&u, run) < 0)
+        goto fail;
+    Py_XDECREF(run);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&hv);
+    return out;
+fail:
+    Py_CLEAR(u.es);
+    Py_CLEAR(u.cks);
+    Py_XDECREF(run);
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&hv);
+    return NULL;
+}
+
+/* items(buf, hot) -> [(line start, kind, t, level, a, b, values, text)]: the hot lines as read,
+   for tests (kind: "ES" "LR" "TL" "VL" "HM" "SH" "CK"; values None where the event has None) */
+static PyObject *items(PyObject *self, PyObject *args) {
+    Py_buffer view, hv;
+    if (!PyArg_ParseTuple(args, "y*y*", &view, &hv))
+        return NULL;
+    static const char *const kinds[] = {"", "ES", "LR", "TL", "VL", "HM", "SH", "CK"};
+    const Hot *hot = (const Hot *)hv.buf;
+    const char *b = (const char *)view.buf;
+    Py_ssize_t n = hv.len / (Py_ssize_t)sizeof(Hot);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        const Hot *h = &hot[i];
+        PyObject *t = Py_BuildValue("(nsdN" "ii(NNNNNN)N)", h->ls, kinds[h->kind], h->t,
+                                    PyUnicode_DecodeASCII(b + h->ls + h->lv0, h->nlv, NULL), h->a, h->b,
+                                    opt(!(h->none & 1), h->v[0]), opt(!(h->none & 2), h->v[1]),
+                                    opt(!(h->none & 4), h->v[2]), opt(!(h->none & 8), h->v[3]),
+                                    opt(!(h->none & 16), h->v[4]), opt(!(h->none & 32), h->v[5]),
+                                    PyUnicode_DecodeASCII(b + h->s0, h->s1 - h->s0, NULL));
+        if (!t)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, t);
+    }
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&hv);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"matches", matches, METH_VARARGS,
      "matches(buf, start, end, bulk) -> (matches, newlines, warning_prefixes, w_matches, last_w)"},
     {"prefix", prefix, METH_VARARGS, "prefix(buf, ls, le) -> (t, level, message, hydra) | None"},
+    {"hot_matches", hot_matches, METH_VARARGS,
+     "hot_matches(buf, start, end, bulk) -> (matches, newlines, warning_prefixes, w_matches, last_w, hot)"},
+    {"blocks", blocks, METH_VARARGS, "blocks(buf, hot, splits) -> [(first line start, [sub-block, ...])]"},
+    {"items", items, METH_VARARGS, "items(buf, hot) -> [(line start, kind, t, level, a, b, values, text)]"},
     {NULL, NULL, 0, NULL},
 };
 

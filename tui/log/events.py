@@ -291,6 +291,26 @@ class Activity(Event):
     first_t: float | None = None
 
 
+# One sub-block of a HotRun: (epoch start (epoch, max_epochs, t) or None, lr, train_loss, val_loss,
+# sharpe, the last validation line's t (each None when no line set it), flags (HOT_CURRENT: a line
+# writes the current epoch's record, HOT_VALIDATING: a validation line, HOT_VALIDATED: a metrics or
+# Sharpe line), per-horizon metrics ((h, ic, rank_ic, scale, mae, rmse, hit), first-seen order, the
+# last values), horizons whose low-variance flag is cleared, checkpoint paths).
+HotBlock = tuple[tuple[int, int, float] | None, float | None, float | None, float | None, float | None,
+                 float | None, int, tuple[tuple[int, float | None, float | None, float | None, float | None,
+                                                float | None, float | None], ...], tuple[int, ...], tuple[str, ...]]
+HOT_CURRENT, HOT_VALIDATING, HOT_VALIDATED = 1, 2, 4
+
+
+@dataclass(slots=True)
+class HotRun(Event):
+    """Consecutive epoch lines (epoch start, learning rate, losses, Sharpe, per-horizon metrics,
+    checkpoints) that tui/log/_scanc.c read and folded per epoch: folding it changes a state as
+    folding those lines' events one by one does (tui.state.fold._hot_run)."""
+
+    blocks: list[HotBlock]
+
+
 @dataclass(slots=True)
 class Reset(Event):
     """The file was truncated: start again from a fresh state."""

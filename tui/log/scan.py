@@ -7,7 +7,10 @@ bytes, the same result as `py_matches`, which tests check); the regex is the fal
 without a C compiler. Events whose latest
 value is all that matters (progress, grad-monitor stats, a plain warning) are coalesced to the last
 one per segment; the events fold to the same state as the plain line loop's (`fast=False`), which
-tests check.
+tests check. With the C scan, the lines every epoch writes (epoch start, learning rate, losses,
+Sharpe, per-horizon metrics, checkpoint) never reach Python one by one: `c_hot_matches` reads them
+(exactly as tui.log.parse would, else it leaves them as matches) and `c_blocks` folds each run of
+them between two other events per epoch into one `HotRun` (tests/test_scanc_hot.py).
 
 Its cost is one compiled pass over the bytes (or a few C-level ones: line count, Hydra WARNING
 count, the regex), a reverse search for tracebacks, plus Python work only per line that makes an event, so a log is read
@@ -39,15 +42,20 @@ Matches = tuple[list[tuple[int, int, int]], int, int, int, int]  # see py_matche
 
 c_matches: Callable[[bytes, int, int, bool], Matches] | None
 c_prefix: Callable[[bytes, int, int], tuple[float, str, str, bool] | None] | None
+c_hot_matches: Callable[[bytes, int, int, bool], tuple[list[tuple[int, int, int]], int, int, int, int, bytes]] | None
+c_blocks: Callable[[bytes, bytes, list[int]], list[tuple[int, list[evt.HotBlock]]]] | None
 try:  # the compiled prefilter (tui/log/_scanc.c, built by `pip install`); the regex one otherwise
+    from tui.log._scanc import blocks as c_blocks
+    from tui.log._scanc import hot_matches as c_hot_matches
     from tui.log._scanc import matches as c_matches
     from tui.log._scanc import prefix as c_prefix
 except ImportError:  # pragma: no cover - a build without a C compiler
-    c_matches = c_prefix = None
+    c_matches = c_prefix = c_hot_matches = c_blocks = None
 
-# Message starts that can make an event, factored by first byte (sre tries branches in order).
+# Message starts that can make an event, factored by first byte (sre tries branches in order). A
+# `[tag]` of up to 20 characters (str `\w`, unicode) is up to 80 bytes of word or non-ASCII bytes.
 _STARTS = (
-    rb"[\x80-\xff]|\[(?:exit|error|signal|epoch-end|metrics|data-filter|GRAD-MONITOR|\w{1,20}+\] (?:Epoch |Validation loss))"
+    rb"[\x80-\xff]|\[(?:exit|error|signal|epoch-end|metrics|data-filter|GRAD-MONITOR|[\w\x80-\xff]{1,80}+\] (?:Epoch |Validation loss))"
     rb"|E(?:poch \d)|S(?:harpe: |tarting )|V(?:al [mM]etrics)|t(?:rain/total_loss: )|v(?:al/loss: )"
     rb"|L(?:earning rate: |ow prediction variance)|B(?:est (?:validation loss|model saved))"
     rb"|C(?:heckpoint saved: |reating data loaders)|A(?:chieved Sharpe)|G(?:PU: )|U(?:sing device: )"
@@ -174,7 +182,11 @@ class RegionScanner:
         rfind = buf.rfind
         count = buf.count
         bulk = self.bulk_warnings
-        ms, lines, w_total, w_matches, last_w = scan_matches(buf, start, end, bulk)
+        hot = b""
+        if c_hot_matches is not None and c_matches is not None:  # (a test may turn the C path off)
+            ms, lines, w_total, w_matches, last_w, hot = c_hot_matches(buf, start, end, bulk)
+        else:
+            ms, lines, w_total, w_matches, last_w = scan_matches(buf, start, end, bulk)
         # bulk: every Hydra WARNING prefix (lines parsed below count by their own level instead);
         # else each W / Wp match, as bytes.count counts them
         warnings = w_total if bulk else w_matches
@@ -231,7 +243,12 @@ class RegionScanner:
         if buf.endswith(b" - ", start, end - 1):  # the last line's message may be on the next
             ls = buf.rfind(b"\n", start, end - 1) + 1 or start
             self.parser.cont = parse_prefixed(_decode(buf[ls : end - 1]))[2]
-        events = [found[k] for k in sorted(found)]
+        keys = sorted(found)
+        if hot and c_blocks is not None:  # the epoch lines the C scan took: one HotRun per run
+            for ls, blocks in c_blocks(buf, hot, keys):  # of them between two other events
+                found[ls] = evt.HotRun(blocks)
+            keys = sorted(found)
+        events = [found[k] for k in keys]
         for ls, lv in levels.items():
             warnings += lv == "WARNING"
             errors += lv == "ERROR"

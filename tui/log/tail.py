@@ -9,7 +9,10 @@ the events somewhere (`tui.state.follow.LogFollower` folds them into a RunState)
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +21,22 @@ from tui.log.lines import LineAssembler, LineTail, RawLines
 from tui.log.scan import RegionScanner
 
 CHUNK = 4 << 20  # bytes per read (8 MB reads cost more in page faults than they save in calls)
+
+
+@contextmanager
+def gc_paused(pause: bool = True) -> Iterator[None]:
+    """No cyclic garbage collection inside (when `pause`): reading a long log builds a state of
+    millions of objects, none of them in a cycle, and each full collection on the way walks them
+    all (a third to a half of an attach to a log of 85,000 epochs, bench/bench_attach.py). The
+    collector is process-wide: another thread's allocations wait for it too, for one read."""
+    was = pause and gc.isenabled()
+    if was:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class LogTail:
@@ -93,6 +112,10 @@ class LogTail:
         self._read(st.st_size, out)
 
     def _read(self, size: int | None, out: list[evt.Event] | None) -> None:
+        with gc_paused(size is None or size - self.offset > self.chunk):  # a long read
+            self._read_chunks(size, out)
+
+    def _read_chunks(self, size: int | None, out: list[evt.Event] | None) -> None:
         fh = self._fh
         while fh is not None and (size is None or self.offset < size):
             data = fh.read(self.chunk)

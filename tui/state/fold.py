@@ -23,10 +23,13 @@ def _current(st: RunData) -> EpochRecord | None:
     return st.epoch_record(st.epoch) if st.epoch is not None else None
 
 
+_TO_VALIDATING = ("launching", "initializing", "training", "crashed")
+
+
 def _validating(st: RunData, t: float | None) -> EpochRecord | None:
     """A validation line: the current epoch's record; lifecycle -> validating (a crash that the log
     outlives, e.g. a caught traceback, is not the end)."""
-    if st.state in ("launching", "initializing", "training", "crashed"):
+    if st.state in _TO_VALIDATING:
         st.state = "validating"
         st.error = None
     rec = _current(st)
@@ -60,21 +63,27 @@ def _phase(st: RunData, ev: evt.Phase) -> None:
 
 
 def _epoch_start(st: RunData, ev: evt.EpochStart) -> None:
-    e = ev.epoch
+    epoch_start(st, ev.epoch, ev.max_epochs, ev.t)
+
+
+def epoch_start(st: RunData, e: int, max_epochs: int | None, t: float | None) -> EpochRecord:
+    """Epoch e of max_epochs began at t: its record."""
     if st.epochs and st.epochs[-1].epoch >= e:  # a re-run replaces e and drops later ones
         st.epochs = [r for r in st.epochs if r.epoch < e]
     st.epoch = e
-    if ev.max_epochs is not None:
-        st.max_epochs = ev.max_epochs
+    if max_epochs is not None:
+        st.max_epochs = max_epochs
     rec = st.epoch_record(e)
-    rec.started_at = ev.t
+    rec.started_at = t
     st.state = "training"
     st.error = None
     st.progress = Progress(epoch=e, step=0)
     for key in st.phase_details:
         st.phases[key] = True  # training began: every begun start-up step is done
     st.phases["first_epoch"] = True
-    st.phase_details.setdefault("first_epoch", f"Epoch {e}/{ev.max_epochs}")
+    if "first_epoch" not in st.phase_details:
+        st.phase_details["first_epoch"] = f"Epoch {e}/{max_epochs}"
+    return rec
 
 
 def _train_loss(st: RunData, ev: evt.TrainLoss) -> None:
@@ -169,11 +178,52 @@ def _low_variance(st: RunData, ev: evt.LowVariance) -> None:
 
 
 def _checkpoint(st: RunData, ev: evt.Checkpoint) -> None:
-    if ev.path and ev.path not in st.checkpoints:
-        st.checkpoints.append(ev.path)
-        del st.checkpoints[:-CHECKPOINTS_MAX]
+    if ev.path:
+        _checkpoint_path(st, ev.path)
     if ev.best and ev.val_loss is not None:
         st.best_val_loss = ev.val_loss
+
+
+def _checkpoint_path(st: RunData, path: str) -> None:
+    if path not in st.checkpoints:
+        st.checkpoints.append(path)
+        del st.checkpoints[:-CHECKPOINTS_MAX]
+
+
+def _hot_run(st: RunData, ev: evt.HotRun) -> None:
+    """Each sub-block as its lines' events would fold: the epoch start's handler, then what the
+    other lines write (each field its last value; the validating transition once, as the first
+    validation line makes it and the others leave it), the cleared low-variance flags, the paths."""
+    checkpoints = st.checkpoints
+    for es, lr, tl, vl, sh, vt, flags, horizons, pops, paths in ev.blocks:
+        rec = epoch_start(st, es[0], es[1], es[2]) if es is not None else None
+        if flags:
+            if flags & evt.HOT_VALIDATING and st.state in _TO_VALIDATING:
+                st.state = "validating"
+                st.error = None
+            if rec is None and st.epoch is not None:  # flags & HOT_CURRENT: each such line calls _current
+                rec = st.epoch_record(st.epoch)
+            if rec is not None:
+                if lr is not None:
+                    rec.lr = lr
+                if tl is not None:
+                    rec.train_loss = tl
+                if vl is not None:
+                    rec.val_loss = vl
+                if sh is not None:
+                    rec.sharpe = sh
+                if vt is not None:
+                    rec.ended_at = vt
+                for h, ic, ric, scale, mae, rmse, hit in horizons:
+                    rec.horizons[h] = HorizonMetrics(ic, ric, scale, mae, rmse, hit)
+                if flags & evt.HOT_VALIDATED:
+                    rec.validated = True
+        for h in pops:
+            st.low_variance.pop(h, None)
+        for path in paths:
+            if path not in checkpoints:
+                checkpoints.append(path)
+                del checkpoints[:-CHECKPOINTS_MAX]
 
 
 def _complete(st: RunData, ev: evt.Complete) -> None:
@@ -292,5 +342,5 @@ HANDLERS: dict[type, Any] = {
     evt.BestValLoss: _best, evt.AchievedSharpe: _achieved, evt.WrapperResult: _wrapper,
     evt.Error: _error, evt.Warning: _warning, evt.Signal: _signal, evt.Exit: _exit,
     evt.TracebackStart: _tb_start, evt.TracebackEnd: _tb_end, evt.TrainingStart: _training_start,
-    evt.Activity: _activity, evt.Reset: _reset,
+    evt.Activity: _activity, evt.Reset: _reset, evt.HotRun: _hot_run,
 }

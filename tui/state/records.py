@@ -38,7 +38,7 @@ def finite_or_none(x: float | None) -> float | None:
     return x
 
 
-@dataclass
+@dataclass(slots=True)
 class HorizonMetrics:
     """Validation metrics at one horizon for one epoch (None: not reported or nan)."""
 
@@ -50,7 +50,7 @@ class HorizonMetrics:
     hit: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class EpochRecord:
     """One epoch of the timeline."""
 
@@ -77,7 +77,7 @@ class EpochRecord:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Progress:
     """The latest in-epoch progress line."""
 
