@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.atft_log import write_atft_log  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-REPEATS = 3
+REPEATS = 5
 
 
 def write_log(path: Path, size_mb: float = 300.0, seed: int = 0, steps: int = 2000) -> int:

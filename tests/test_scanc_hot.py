@@ -11,6 +11,7 @@ full sub-blocks).
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -172,6 +173,25 @@ def test_only_the_z_variant_is_the_epochs() -> None:
     assert _check(buf) >= len(VARIANTS) - 1
     s = read_state_of(buf)
     assert _fold(buf, len(buf), None) == s and sorted(s.epochs[0].horizons) == [0, 1, 2]  # z, Z, " z "
+
+
+def test_numbers_read_as_float_reads_them() -> None:
+    """The C reading (an exact fast path for short decimals, strtod for the rest) gives float()'s
+    double, bit for bit, on random decimals of every length and exponent."""
+    rnd = random.Random(12)
+    nums = ["-0.0", "1e22", "1e23", "123456789012345", "1234567890123456", "9007199254740993", "5e-324",
+            "1.7976931348623157e308", "1e-22", "1e-23", "0." + "0" * 30 + "1", "1" + "0" * 30, "00.10"]
+    for _ in range(3000):
+        d = rnd.randint(1, 19)
+        x = "".join(rnd.choice("0123456789") for _ in range(d))
+        p = rnd.randint(0, d)
+        x = x[:p] + "." + x[p:] if rnd.random() < 0.8 else x
+        x = x + f"e{rnd.randint(-40, 40)}" if rnd.random() < 0.3 else x
+        nums.append("-" + x if rnd.random() < 0.3 else x)
+    buf = "".join(f"{H}Sharpe: {n}\n" for n in nums).encode()
+    assert _check(buf) == len(nums)  # each against parse_at's float()
+    got = [it[6][0] for it in c_items(buf, c_hot_matches(buf, 0, len(buf), False)[5])]  # type: ignore[misc]
+    assert [math.copysign(1, x) for x in got] == [math.copysign(1, float(n)) for n in nums]  # -0.0 too
 
 
 def test_a_full_sub_block() -> None:

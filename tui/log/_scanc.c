@@ -20,6 +20,8 @@
 #define _GNU_SOURCE /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #ifdef __SSE2__
@@ -552,6 +554,36 @@ static int pynum(const unsigned char *b, Py_ssize_t q, Py_ssize_t r, double *out
     }
     if (k != n)
         return 0;
+    /* Clinger's fast path: up to 15 significant digits and a power of ten up to 22 are exact
+       doubles, so one IEEE multiply or divide rounds correctly, as strtod and float() do */
+    uint64_t m = 0;
+    int sig = 0, exp10 = 0, neg = s[0] == '-', i = s[0] == '+' || s[0] == '-', dot = 0, ok = 1;
+    for (; i < n && ok; i++) {
+        unsigned char c = s[i];
+        if (c == '.') {
+            dot = 1;
+        } else if (c >= '0' && c <= '9') {
+            if (m || c != '0')
+                sig++;
+            m = m * 10 + (unsigned)(c - '0');
+            exp10 -= dot;
+            ok = sig <= 15;
+        } else { /* the exponent */
+            int eneg = s[i + 1] == '-', x = 0;
+            for (Py_ssize_t j = i + 1 + (s[i + 1] == '+' || s[i + 1] == '-'); j < n && ok; j++)
+                ok = (x = x * 10 + (s[j] - '0')) <= 400;
+            exp10 += eneg ? -x : x;
+            break;
+        }
+    }
+    if (ok && exp10 >= -22 && exp10 <= 22) {
+        static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+        double v = (double)m;
+        v = exp10 < 0 ? v / p10[-exp10] : v * p10[exp10];
+        *out = neg ? -v : v;
+        return 1;
+    }
     char tmp[64];
     memcpy(tmp, s, (size_t)n);
     tmp[n] = 0;
@@ -594,12 +626,16 @@ static int stripped_num(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, dou
     return pynum(b, q, le, out);
 }
 
+/* b[q:le] is ASCII and holds neither a traceback header nor a Hydra WARNING prefix (which other
+   passes of tui.log.scan look for) */
 static int ascii_free_text(const unsigned char *b, Py_ssize_t q, Py_ssize_t le) {
-    for (Py_ssize_t k = q; k < le; k++)
-        if (b[k] >= 0x80)
-            return 0;
     static const char tb[] = "Traceback (most recent call last)", wn[] = "][WARNING] - ";
-    return !memmem(b + q, (size_t)(le - q), tb, sizeof tb - 1) && !memmem(b + q, (size_t)(le - q), wn, sizeof wn - 1);
+    for (Py_ssize_t k = q; k < le; k++) {
+        unsigned char c = b[k];
+        if (c >= 0x80 || (c == 'T' && at(b, k, le, tb, sizeof tb - 1)) || (c == ']' && at(b, k, le, wn, sizeof wn - 1)))
+            return 0;
+    }
+    return 1;
 }
 
 /* `Epoch N/M\s*$` at q */
@@ -640,16 +676,16 @@ static int val_metrics(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot 
     h->b = zs == 1 && !other;
     /* key=token fields: the engine's, then the original's; 0 marks a token only matched */
     static const char *const eng[] = {": MAE=", " RMSE=", " IC=", " RankIC=", " SCALE(yhat/y)=", " HIT="};
-    static const int eng_v[] = {4, 5, 1, 2, 3, 6};
+    static const int eng_v[] = {4, 5, 1, 2, 3, 6}, eng_n[] = {6, 6, 4, 8, 15, 5};
     static const char *const atft[] = {": MAE=", " RMSE=", " R2=", " IC=", " NAIVE_RMSE=", " SCALE(yhat/y)=", " CAL="};
-    static const int atft_v[] = {4, 5, 0, 1, 0, 3, 0};
+    static const int atft_v[] = {4, 5, 0, 1, 0, 3, 0}, atft_n[] = {6, 6, 4, 4, 12, 15, 5};
     for (int f = 0; f < 2; f++) {
         const char *const *keys = f ? atft : eng;
-        const int *slot = f ? atft_v : eng_v;
+        const int *slot = f ? atft_v : eng_v, *len = f ? atft_n : eng_n;
         int nk = f ? 7 : 6, ok = 1;
         Py_ssize_t p = r;
         for (int k = 0; k < nk && ok; k++) {
-            Py_ssize_t n = (Py_ssize_t)strlen(keys[k]), e;
+            Py_ssize_t n = len[k], e;
             if (!at(b, p, le, keys[k], n) || (e = token(b, p + n, le)) <= p + n)
                 ok = 0;
             else if (slot[k] && !pynum(b, p + n, e, &h->v[slot[k] - 1]))
@@ -759,9 +795,9 @@ static int hot_message(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot 
 /* the EV match at the ` - ` at p (its line ends at le) as a hot line: 1 and h filled, or 0 */
 static int hot_line(const Buf *x, Py_ssize_t p, Py_ssize_t le, Hot *h) {
     const unsigned char *b = x->b, *lv, *msg;
-    Py_ssize_t ls = p, nlv;
-    while (ls > 0 && b[ls - 1] != '\n')
-        ls--;
+    Py_ssize_t nlv;
+    const unsigned char *nl = memrchr(b, '\n', (size_t)p);
+    Py_ssize_t ls = nl ? nl - b + 1 : 0;
     double t;
     if (b[ls] != '[' || !split_plain(b + ls, b + le, &t, &lv, &nlv, &msg) || msg != b + p + 3)
         return 0;

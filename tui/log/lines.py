@@ -12,13 +12,14 @@ from collections import deque
 from dataclasses import dataclass, field
 
 LINE_CAP = 64 << 10  # a longer line keeps its first LINE_CAP bytes; the rest is skipped
-Segment = tuple[bytes, int, int]  # (buffer, start, end): whole lines buf[start:end], end after a \n
+Bytes = bytes | bytearray  # a read: a long read reuses one bytearray (tui.log.tail)
+Segment = tuple[Bytes, int, int]  # (buffer, start, end): whole lines buf[start:end], end after a \n
 
 
-def cap_long_lines(buf: bytes, start: int, end: int, cap: int = LINE_CAP) -> Segment:
+def cap_long_lines(buf: Bytes, start: int, end: int, cap: int = LINE_CAP) -> Segment:
     """Cut every line of buf[start:end] to its first `cap` bytes, without a line loop."""
     p = start
-    pieces: list[bytes] = []
+    pieces: list[Bytes] = []
     keep_from = start
     while end - p > cap:
         q = buf.rfind(b"\n", p, p + cap + 1)
@@ -44,7 +45,7 @@ class LineAssembler:
         self.skipping = False  # inside an over-long line, dropping bytes until its end
         self.held_cr = False  # a trailing \r that may be the first half of \r\n
 
-    def feed(self, data: bytes) -> list[Segment]:
+    def feed(self, data: Bytes) -> list[Segment]:
         """The complete lines now available, as segments of (mostly) the given buffer."""
         if self.held_cr:
             data = b"\r" + data
@@ -74,7 +75,7 @@ class LineAssembler:
         self._keep(data, last + 1)
         return segs
 
-    def _keep(self, data: bytes, pos: int) -> None:
+    def _keep(self, data: Bytes, pos: int) -> None:
         """Add data[pos:] to the partial line, keeping at most `cap` bytes."""
         room = self.cap - len(self.partial)
         if len(data) - pos > room:

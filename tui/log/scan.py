@@ -15,8 +15,9 @@ them between two other events per epoch into one `HotRun` (tests/test_scanc_hot.
 Its cost is one compiled pass over the bytes (or a few C-level ones: line count, Hydra WARNING
 count, the regex), a reverse search for tracebacks, plus Python work only per line that makes an event, so a log is read
 in time linear in its size. One approximation: a line counts as a WARNING line once per Hydra
-`][WARNING] - ` in it when the regex does not pick it (a second prefix inside a message, which
-neither format writes, would count twice).
+`][WARNING] - ` in it when the regex does not pick it, or picks it for its empty message (a second
+prefix inside a message, which neither format writes, would count twice), so that a read cut
+anywhere counts the same.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 from collections.abc import Callable
 
 from tui.log import events as evt
-from tui.log.lines import Segment
+from tui.log.lines import Bytes, Segment
 from tui.log.parse import (
     LineParser,
     after_prefix,
@@ -40,10 +41,10 @@ from tui.log.recognise import TRACEBACK
 
 Matches = tuple[list[tuple[int, int, int]], int, int, int, int]  # see py_matches
 
-c_matches: Callable[[bytes, int, int, bool], Matches] | None
-c_prefix: Callable[[bytes, int, int], tuple[float, str, str, bool] | None] | None
-c_hot_matches: Callable[[bytes, int, int, bool], tuple[list[tuple[int, int, int]], int, int, int, int, bytes]] | None
-c_blocks: Callable[[bytes, bytes, list[int]], list[tuple[int, list[evt.HotBlock]]]] | None
+c_matches: Callable[[Bytes, int, int, bool], Matches] | None
+c_prefix: Callable[[Bytes, int, int], tuple[float, str, str, bool] | None] | None
+c_hot_matches: Callable[[Bytes, int, int, bool], tuple[list[tuple[int, int, int]], int, int, int, int, bytes]] | None
+c_blocks: Callable[[Bytes, bytes, list[int]], list[tuple[int, list[evt.HotBlock]]]] | None
 try:  # the compiled prefilter (tui/log/_scanc.c, built by `pip install`); the regex one otherwise
     from tui.log._scanc import blocks as c_blocks
     from tui.log._scanc import hot_matches as c_hot_matches
@@ -97,7 +98,7 @@ _HORIZON_RE = re.compile(rb"\d+")
 _LOWV_H = len(b" - Low prediction variance for horizon ")
 
 
-def py_matches(buf: bytes, start: int, end: int, bulk: bool) -> Matches:
+def py_matches(buf: Bytes, start: int, end: int, bulk: bool) -> Matches:
     """The prefilter's matches in buf[start:end]: ([(code, start, end)], newlines, Hydra WARNING
     prefixes (counted in bulk mode only, else 0), W / Wp matches, the last W match's start).
 
@@ -117,18 +118,18 @@ def py_matches(buf: bytes, start: int, end: int, bulk: bool) -> Matches:
     return out, buf.count(b"\n", start, end), buf.count(W_NEEDLE, start, end) if bulk else 0, nw, last_w
 
 
-def scan_matches(buf: bytes, start: int, end: int, bulk: bool) -> Matches:
+def scan_matches(buf: Bytes, start: int, end: int, bulk: bool) -> Matches:
     """`c_matches` when it is built, else `py_matches`."""
     if c_matches is not None:
         return c_matches(buf, start, end, bulk)
     return py_matches(buf, start, end, bulk)
 
 
-def _decode(b: bytes) -> str:
+def _decode(b: Bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-def parse_at(buf: bytes, ls: int, le: int) -> tuple[str | None, evt.Event | None]:
+def parse_at(buf: Bytes, ls: int, le: int) -> tuple[str | None, evt.Event | None]:
     """parse_full of the line buf[ls:le]; a plain Hydra or wrapper prefix at its start is split by
     `c_prefix` (the same result as split_prefix's, without decoding the prefix)."""
     if c_prefix is not None:
@@ -139,7 +140,7 @@ def parse_at(buf: bytes, ls: int, le: int) -> tuple[str | None, evt.Event | None
     return parse_full(_decode(buf[ls:le]))
 
 
-def _line_at(buf: bytes, pos: int) -> tuple[int, int]:
+def _line_at(buf: Bytes, pos: int) -> tuple[int, int]:
     """(start, end) of the line holding byte `pos` (end: index of its \n)."""
     return buf.rfind(b"\n", 0, pos) + 1, buf.find(b"\n", pos)
 
@@ -160,7 +161,7 @@ class RegionScanner:
             return []
         return self._scan_fast(buf, start, end) if self.fast else self._scan_plain(buf, start, end)
 
-    def _scan_plain(self, buf: bytes, start: int, end: int) -> list[evt.Event]:
+    def _scan_plain(self, buf: Bytes, start: int, end: int) -> list[evt.Event]:
         events = parse_lines(_decode(buf[start : end - 1]).split("\n"), self.parser)
         act = events[-1]
         assert isinstance(act, evt.Activity)
@@ -169,7 +170,7 @@ class RegionScanner:
         self.seen_time = self.seen_time or act.t is not None
         return events
 
-    def _scan_fast(self, buf: bytes, start: int, end: int) -> list[evt.Event]:
+    def _scan_fast(self, buf: Bytes, start: int, end: int) -> list[evt.Event]:
         found: dict[int, evt.Event] = {}
         levels: dict[int, str | None] = {}  # level of every line parsed for its level (line start -> level)
         parse: dict[int, None] = {}  # line starts to parse, in order (a set that keeps order)
@@ -192,7 +193,10 @@ class RegionScanner:
         warnings = w_total if bulk else w_matches
         for code, ms_, me in ms:
             ls = rfind(b"\n", 0, ms_) + 1
-            if not bulk and code != LOWV and (code != GS or not buf.endswith(b"]", 0, ms_)):
+            if code == CONT:  # counted by its WARNING prefixes, as a W match would have counted it
+                if not bulk:  # at the end of a segment, where the next line is not there to see
+                    warnings += buf.startswith(W_NEEDLE, ms_ - 10) if ms_ >= 10 else 0
+            elif not bulk and code != LOWV and (code != GS or not buf.endswith(b"]", 0, ms_)):
                 warnings -= count(W_NEEDLE, ls, ms_ + 2)  # W matches of a line parsed below
             if code == EV:
                 parse[ls] = None
@@ -249,9 +253,12 @@ class RegionScanner:
                 found[ls] = evt.HotRun(blocks)
             keys = sorted(found)
         events = [found[k] for k in keys]
+        cont_lines = set(conts)
         for ls, lv in levels.items():
-            warnings += lv == "WARNING"
             errors += lv == "ERROR"
+            if ls in cont_lines and ls not in parse:
+                continue  # its WARNING prefixes counted above (or in bulk)
+            warnings += lv == "WARNING"
             if bulk and ls >= start:
                 warnings -= count(W_NEEDLE, ls, buf.find(b"\n", ls))
         if lines >= 1024:  # a chunk's first line (its own segment) says nothing
@@ -260,7 +267,7 @@ class RegionScanner:
                                    t=self._last_time(buf, start, end)))
         return events
 
-    def _continuations(self, buf: bytes, start: int, conts: list[int], found: dict[int, evt.Event],
+    def _continuations(self, buf: Bytes, start: int, conts: list[int], found: dict[int, evt.Event],
                        levels: dict[int, str | None]) -> None:
         """Lines whose (empty) message went on the next line: parse that line as the message."""
         for ls in conts:
@@ -278,7 +285,7 @@ class RegionScanner:
                 found[nxt] = ev
 
     @staticmethod
-    def _last_warning(buf: bytes, start: int, end: int, last_w: int, bulk: bool,
+    def _last_warning(buf: Bytes, start: int, end: int, last_w: int, bulk: bool,
                       found: dict[int, evt.Event], parsed: dict[int, str | None]) -> None:
         """The segment's last plain Hydra WARNING line: its Warning event. That is the last `W`
         match's line; in bulk mode, or when that line makes another event (or none: an empty
@@ -305,7 +312,7 @@ class RegionScanner:
                 return
             ls, le = _line_at(buf, i)
 
-    def _last_progress(self, buf: bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
+    def _last_progress(self, buf: Bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
         """Add the segment's last Progress event (ours or tqdm) to `found`: the needles are looked
         for in windows growing back from the end, so a log of one kind never scans for the other."""
         hi, width = end, _PROGRESS_WINDOW
@@ -331,7 +338,7 @@ class RegionScanner:
                 return
             hi, width = lo + max(len(n) for n in _COALESCED) - 1 if lo > start else start, width * 2
 
-    def _tracebacks(self, buf: bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
+    def _tracebacks(self, buf: Bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
         """Find each traceback's error line (it may come in a later read)."""
         starts = sorted(k for k, ev in found.items() if isinstance(ev, evt.TracebackStart))
         pending = self.parser.in_traceback
@@ -342,7 +349,7 @@ class RegionScanner:
         self.parser.in_traceback = pending
 
     @staticmethod
-    def _tb_end(buf: bytes, pos: int, end: int, found: dict[int, evt.Event]) -> bool:
+    def _tb_end(buf: Bytes, pos: int, end: int, found: dict[int, evt.Event]) -> bool:
         """Scan from `pos` for the error line; True when the segment ended first."""
         while pos < end:
             e = buf.find(b"\n", pos)
@@ -353,7 +360,7 @@ class RegionScanner:
             pos = e + 1
         return True
 
-    def _first_time(self, buf: bytes, start: int, end: int) -> float | None:
+    def _first_time(self, buf: Bytes, start: int, end: int) -> float | None:
         if self.seen_time:
             return None
         pos = start
@@ -367,7 +374,7 @@ class RegionScanner:
         return None
 
     @staticmethod
-    def _last_time(buf: bytes, start: int, end: int) -> float | None:
+    def _last_time(buf: Bytes, start: int, end: int) -> float | None:
         stop = end - 1
         while stop >= start:
             s = buf.rfind(b"\n", 0, stop) + 1

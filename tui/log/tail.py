@@ -10,11 +10,11 @@ the events somewhere (`tui.state.follow.LogFollower` folds them into a RunState)
 from __future__ import annotations
 
 import gc
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 from tui.log import events as evt
 from tui.log.lines import LineAssembler, LineTail, RawLines
@@ -26,9 +26,12 @@ CHUNK = 4 << 20  # bytes per read (8 MB reads cost more in page faults than they
 @contextmanager
 def gc_paused(pause: bool = True) -> Iterator[None]:
     """No cyclic garbage collection inside (when `pause`): reading a long log builds a state of
-    millions of objects, none of them in a cycle, and each full collection on the way walks them
-    all (a third to a half of an attach to a log of 85,000 epochs, bench/bench_attach.py). The
-    collector is process-wide: another thread's allocations wait for it too, for one read."""
+    millions of objects, none of them in a cycle, and each collection on the way walks the young
+    ones again (a third to a half of an attach to a log of 85,000 epochs, bench/bench_attach.py).
+    After it, what was built goes straight to the oldest generation (`gc.freeze()` then
+    `gc.unfreeze()`: a move, not a walk; skipped if something else froze objects), where a later
+    full collection sees it as it would have anyway. The collector is process-wide: another
+    thread's allocations wait for it too, for one read."""
     was = pause and gc.isenabled()
     if was:
         gc.disable()
@@ -36,6 +39,9 @@ def gc_paused(pause: bool = True) -> Iterator[None]:
         yield
     finally:
         if was:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -52,7 +58,7 @@ class LogTail:
         self.fast = fast
         self.chunk = chunk
         self.offset = 0
-        self._fh: BinaryIO | None = None
+        self._fh: io.BufferedReader | None = None
         self._ino: tuple[int, int] | None = None
         self._lines = LineAssembler()
         self._scanner = RegionScanner(fast)
@@ -112,16 +118,26 @@ class LogTail:
         self._read(st.st_size, out)
 
     def _read(self, size: int | None, out: list[evt.Event] | None) -> None:
-        with gc_paused(size is None or size - self.offset > self.chunk):  # a long read
-            self._read_chunks(size, out)
+        long = size is None or size - self.offset > self.chunk
+        with gc_paused(long):
+            # A long read without a line tail goes through one buffer: a fresh 4 MB object per read
+            # is fresh pages, which the kernel zeroes first (a fifth of an attach); the segments of
+            # a read are scanned before the next one, and only the line tail keeps them.
+            self._read_chunks(size, out, bytearray(self.chunk) if long and self._tail is None else None)
 
-    def _read_chunks(self, size: int | None, out: list[evt.Event] | None) -> None:
+    def _read_chunks(self, size: int | None, out: list[evt.Event] | None, buf: bytearray | None) -> None:
         fh = self._fh
         while fh is not None and (size is None or self.offset < size):
-            data = fh.read(self.chunk)
-            if not data:
+            data: bytes | bytearray
+            if buf is not None:
+                n = fh.readinto(buf)
+                data = buf if n == len(buf) else buf[:n]
+            else:
+                data = fh.read(self.chunk)
+                n = len(data)
+            if not n:
                 break
-            self.offset += len(data)
+            self.offset += n
             for seg in self._lines.feed(data):
                 self._emit(self._scanner.scan(seg), out)
                 if self._tail is not None:

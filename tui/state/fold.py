@@ -193,10 +193,29 @@ def _checkpoint_path(st: RunData, path: str) -> None:
 def _hot_run(st: RunData, ev: evt.HotRun) -> None:
     """Each sub-block as its lines' events would fold: the epoch start's handler, then what the
     other lines write (each field its last value; the validating transition once, as the first
-    validation line makes it and the others leave it), the cleared low-variance flags, the paths."""
-    checkpoints = st.checkpoints
+    validation line makes it and the others leave it), the cleared low-variance flags, the paths.
+    What only the run's last epoch start decides (the progress reset, the start-up checklist) is
+    done once, after the run: nothing in a run reads it."""
+    checkpoints, low_variance = st.checkpoints, st.low_variance
+    first: tuple[int, int, float] | None = None
+    seen: set[str] | None = None
     for es, lr, tl, vl, sh, vt, flags, horizons, pops, paths in ev.blocks:
-        rec = epoch_start(st, es[0], es[1], es[2]) if es is not None else None
+        rec = None
+        if es is not None:  # epoch_start, less what is done once below
+            e = es[0]
+            first = first or es
+            epochs = st.epochs
+            if epochs and epochs[-1].epoch >= e:  # a re-run replaces e and drops later ones
+                epochs = st.epochs = [r for r in epochs if r.epoch < e]
+            st.epoch, st.max_epochs = e, es[1]
+            if not epochs or epochs[-1].epoch < e:
+                rec = EpochRecord(e, es[1], gen=st.gen)
+                epochs.append(rec)
+            else:
+                rec = st.epoch_record(e)
+            rec.started_at = es[2]
+            st.state = "training"
+            st.error = None
         if flags:
             if flags & evt.HOT_VALIDATING and st.state in _TO_VALIDATING:
                 st.state = "validating"
@@ -219,11 +238,22 @@ def _hot_run(st: RunData, ev: evt.HotRun) -> None:
                 if flags & evt.HOT_VALIDATED:
                     rec.validated = True
         for h in pops:
-            st.low_variance.pop(h, None)
+            low_variance.pop(h, None)
         for path in paths:
-            if path not in checkpoints:
+            if seen is None:
+                seen = set(checkpoints)  # the list never holds a path twice
+            if path not in seen:
+                seen.add(path)
                 checkpoints.append(path)
-                del checkpoints[:-CHECKPOINTS_MAX]
+                if len(checkpoints) > CHECKPOINTS_MAX:
+                    seen.discard(checkpoints.pop(0))
+    if first is not None:
+        st.progress = Progress(epoch=st.epoch, step=0)
+        for key in st.phase_details:
+            st.phases[key] = True
+        st.phases["first_epoch"] = True
+        if "first_epoch" not in st.phase_details:
+            st.phase_details["first_epoch"] = f"Epoch {first[0]}/{first[1]}"
 
 
 def _complete(st: RunData, ev: evt.Complete) -> None:
