@@ -218,3 +218,37 @@ _ALPHABET = st.sampled_from(["\n", "\r", " - ", "[INFO]", "[WARNING]", "Sharpe: 
 def test_random_text_splits_agree(parts: list[str], cuts: list[int]) -> None:
     data = "".join(parts).encode()
     assert fold_chunks(_chunks(data, cuts)) == fold_chunks([data])
+
+
+def test_a_long_read_pauses_the_collector_and_reuses_one_buffer(tmp_path: Path) -> None:
+    """Many chunks in one read: the cyclic GC is off while they are folded and on again after (off
+    stays off); the chunks go through one buffer, and the line tail, which keeps segments, still
+    sees each read's own bytes."""
+    import gc
+
+    from tests.test_attach_fast import _engine_log
+
+    path = tmp_path / "run.log"
+    path.write_text(_engine_log(30) + "\n")
+    seen: list[bool] = []
+
+    class Probe(LogFollower):
+        def _emit(self, events: list[evt.Event], out: list[evt.Event] | None) -> None:
+            seen.append(gc.isenabled())
+            super()._emit(events, out)
+
+    f = Probe(path, chunk=1 << 12)
+    f.catch_up()
+    assert seen and not any(seen) and gc.isenabled()
+    assert f.state == read_state(path, fast=False)
+    gc.disable()
+    try:
+        Probe(path, chunk=1 << 12).catch_up()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    g = LogFollower(path, chunk=1 << 12, keep_lines=10**6, keep_bytes=1 << 30)
+    g.catch_up()
+    raw = g.take_lines()
+    assert raw is not None and raw.lines == path.read_text().split("\n")[:-1]
+    assert g.state == f.state
