@@ -98,7 +98,7 @@ import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import tui.log.scan
 if {no_c}:
-    tui.log.scan.c_matches = tui.log.scan.c_prefix = None
+    tui.log.scan.c_matches = tui.log.scan.c_prefix = tui.log.scan.c_hot_matches = None
 from tui.state.follow import read_state
 t0 = time.perf_counter(); s = read_state({log!r}, fast={fast}); dt = time.perf_counter() - t0
 print(json.dumps({{"s": dt, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -110,6 +110,7 @@ def test_the_regex_prefilter_folds_to_the_same_state(log: Path, monkeypatch: pyt
     compiled = read_state(log).to_json()
     monkeypatch.setattr(scan, "c_matches", None)
     monkeypatch.setattr(scan, "c_prefix", None)
+    monkeypatch.setattr(scan, "c_hot_matches", None)
     assert read_state(log).to_json() == compiled == read_state(log, fast=False).to_json()
 
 

@@ -728,6 +728,15 @@ static int checkpoint(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot *
     return 1;
 }
 
+/* `name` then num(rest.strip()) at q, as the `name: X` recognisers read it: event `kind` */
+static int named_num(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, const char *name, Py_ssize_t n, int kind,
+                     Hot *h) {
+    if (!at(b, q, le, name, n) || !stripped_num(b, q + n, le, &h->v[0]))
+        return 0;
+    h->kind = kind;
+    return 1;
+}
+
 /* the message at q (line end le) as a hot event: 1 and h filled, or 0 */
 static int hot_message(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot *h) {
     Py_ssize_t r;
@@ -769,22 +778,15 @@ static int hot_message(const unsigned char *b, Py_ssize_t q, Py_ssize_t le, Hot 
     case 'V':
         return val_metrics(b, q, le, h);
     case 't':
-        if (!at(b, q, le, LIT("train/total_loss: ")) || !stripped_num(b, q + 18, le, &h->v[0]))
-            return 0;
-        h->kind = H_TL;
-        return 1;
+        return named_num(b, q, le, LIT("train/total_loss: "), H_TL, h);
     case 'v':
-        if (!at(b, q, le, LIT("val/loss: ")) || !stripped_num(b, q + 10, le, &h->v[0]))
+        if (!named_num(b, q, le, LIT("val/loss: "), H_VL, h))
             return 0;
-        h->s0 = h->s1 = q;
+        h->s0 = h->s1 = q; /* the source `val/loss`, which counts */
         h->b = 1;
-        h->kind = H_VL;
         return 1;
     case 'L':
-        if (!at(b, q, le, LIT("Learning rate: ")) || !stripped_num(b, q + 15, le, &h->v[0]))
-            return 0;
-        h->kind = H_LR;
-        return 1;
+        return named_num(b, q, le, LIT("Learning rate: "), H_LR, h);
     case 'C':
         return checkpoint(b, q, le, h);
     default:

@@ -184,7 +184,7 @@ class RegionScanner:
         count = buf.count
         bulk = self.bulk_warnings
         hot = b""
-        if c_hot_matches is not None and c_matches is not None:  # (a test may turn the C path off)
+        if c_hot_matches is not None:
             ms, lines, w_total, w_matches, last_w, hot = c_hot_matches(buf, start, end, bulk)
         else:
             ms, lines, w_total, w_matches, last_w = scan_matches(buf, start, end, bulk)

@@ -63,10 +63,11 @@ def _phase(st: RunData, ev: evt.Phase) -> None:
 
 
 def _epoch_start(st: RunData, ev: evt.EpochStart) -> None:
-    epoch_start(st, ev.epoch, ev.max_epochs, ev.t)
+    _begin_epoch(st, ev.epoch, ev.max_epochs, ev.t)
+    _training_began(st, ev.epoch, ev.max_epochs)
 
 
-def epoch_start(st: RunData, e: int, max_epochs: int | None, t: float | None) -> EpochRecord:
+def _begin_epoch(st: RunData, e: int, max_epochs: int | None, t: float | None) -> EpochRecord:
     """Epoch e of max_epochs began at t: its record."""
     if st.epochs and st.epochs[-1].epoch >= e:  # a re-run replaces e and drops later ones
         st.epochs = [r for r in st.epochs if r.epoch < e]
@@ -77,13 +78,18 @@ def epoch_start(st: RunData, e: int, max_epochs: int | None, t: float | None) ->
     rec.started_at = t
     st.state = "training"
     st.error = None
-    st.progress = Progress(epoch=e, step=0)
+    return rec
+
+
+def _training_began(st: RunData, e: int, max_epochs: int | None) -> None:
+    """After an epoch start (e of max_epochs: the first one if several): the progress starts
+    again at the current epoch, and every begun start-up step is done."""
+    st.progress = Progress(epoch=st.epoch, step=0)
     for key in st.phase_details:
-        st.phases[key] = True  # training began: every begun start-up step is done
+        st.phases[key] = True
     st.phases["first_epoch"] = True
     if "first_epoch" not in st.phase_details:
         st.phase_details["first_epoch"] = f"Epoch {e}/{max_epochs}"
-    return rec
 
 
 def _train_loss(st: RunData, ev: evt.TrainLoss) -> None:
@@ -179,43 +185,37 @@ def _low_variance(st: RunData, ev: evt.LowVariance) -> None:
 
 def _checkpoint(st: RunData, ev: evt.Checkpoint) -> None:
     if ev.path:
-        _checkpoint_path(st, ev.path)
+        _add_checkpoints(st, (ev.path,))
     if ev.best and ev.val_loss is not None:
         st.best_val_loss = ev.val_loss
 
 
-def _checkpoint_path(st: RunData, path: str) -> None:
-    if path not in st.checkpoints:
-        st.checkpoints.append(path)
-        del st.checkpoints[:-CHECKPOINTS_MAX]
+def _add_checkpoints(st: RunData, paths: list[str] | tuple[str, ...]) -> None:
+    """Each path not listed yet, in order; the last CHECKPOINTS_MAX kept (no path twice)."""
+    checkpoints = st.checkpoints
+    seen = set(checkpoints)
+    for path in paths:
+        if path not in seen:
+            seen.add(path)
+            checkpoints.append(path)
+            if len(checkpoints) > CHECKPOINTS_MAX:
+                seen.discard(checkpoints.pop(0))
 
 
 def _hot_run(st: RunData, ev: evt.HotRun) -> None:
     """Each sub-block as its lines' events would fold: the epoch start's handler, then what the
     other lines write (each field its last value; the validating transition once, as the first
-    validation line makes it and the others leave it), the cleared low-variance flags, the paths.
-    What only the run's last epoch start decides (the progress reset, the start-up checklist) is
-    done once, after the run: nothing in a run reads it."""
-    checkpoints, low_variance = st.checkpoints, st.low_variance
+    validation line makes it and the others leave it), the cleared low-variance flags. What
+    nothing in a run reads is done once, after it: the checklist and progress of its epoch starts,
+    its checkpoint paths."""
+    low_variance = st.low_variance
     first: tuple[int, int, float] | None = None
-    seen: set[str] | None = None
+    run_paths: list[str] = []
     for es, lr, tl, vl, sh, vt, flags, horizons, pops, paths in ev.blocks:
         rec = None
-        if es is not None:  # epoch_start, less what is done once below
-            e = es[0]
+        if es is not None:
             first = first or es
-            epochs = st.epochs
-            if epochs and epochs[-1].epoch >= e:  # a re-run replaces e and drops later ones
-                epochs = st.epochs = [r for r in epochs if r.epoch < e]
-            st.epoch, st.max_epochs = e, es[1]
-            if not epochs or epochs[-1].epoch < e:
-                rec = EpochRecord(e, es[1], gen=st.gen)
-                epochs.append(rec)
-            else:
-                rec = st.epoch_record(e)
-            rec.started_at = es[2]
-            st.state = "training"
-            st.error = None
+            rec = _begin_epoch(st, es[0], es[1], es[2])
         if flags:
             if flags & evt.HOT_VALIDATING and st.state in _TO_VALIDATING:
                 st.state = "validating"
@@ -239,21 +239,11 @@ def _hot_run(st: RunData, ev: evt.HotRun) -> None:
                     rec.validated = True
         for h in pops:
             low_variance.pop(h, None)
-        for path in paths:
-            if seen is None:
-                seen = set(checkpoints)  # the list never holds a path twice
-            if path not in seen:
-                seen.add(path)
-                checkpoints.append(path)
-                if len(checkpoints) > CHECKPOINTS_MAX:
-                    seen.discard(checkpoints.pop(0))
+        run_paths += paths
     if first is not None:
-        st.progress = Progress(epoch=st.epoch, step=0)
-        for key in st.phase_details:
-            st.phases[key] = True
-        st.phases["first_epoch"] = True
-        if "first_epoch" not in st.phase_details:
-            st.phase_details["first_epoch"] = f"Epoch {first[0]}/{first[1]}"
+        _training_began(st, first[0], first[1])
+    if run_paths:
+        _add_checkpoints(st, run_paths)
 
 
 def _complete(st: RunData, ev: evt.Complete) -> None:
