@@ -57,6 +57,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 def cmd_train(argv: list[str]) -> int:
     """Train; the exit status is documented in docs/log-format.md."""
+    from engine.runfiles import write_exit
     from engine.train import (
         EXIT_BAD_INPUT,
         EXIT_FAILED,
@@ -86,22 +87,31 @@ def cmd_train(argv: list[str]) -> int:
         except (DataError, FileNotFoundError) as e:
             raise ConfigError(str(e)) from None
     except ConfigError as e:
+        write_exit("error", EXIT_BAD_INPUT, 0, f"bad input: {e}")
         log.error(f"[error] bad input: {e}")
         log.error(f"[exit] reason=error status={EXIT_BAD_INPUT} epochs_completed=0")
         return EXIT_BAD_INPUT
     except Terminated:
+        write_exit("terminated", EXIT_TERMINATED, epochs)
         log.warning("[signal] SIGTERM received: saving checkpoint and stopping")
         log.info(f"[exit] reason=terminated status={EXIT_TERMINATED} epochs_completed={epochs}")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
+        write_exit("error", EXIT_FAILED, epochs, "interrupted: KeyboardInterrupt")
         log.error(f"[exit] reason=error status={EXIT_FAILED} epochs_completed={epochs}")
         return EXIT_FAILED
     except Exception as e:  # an engine bug: keep the traceback on stderr, end with a final line
         import traceback
 
-        traceback.print_exc()
-        log.error(f"[error] internal: {e.__class__.__name__}: {e}")
-        log.error(f"[exit] reason=error status={EXIT_FAILED} epochs_completed={epochs}")
+        from engine.runfiles import is_disk_full
+
+        reason = "disk_full" if is_disk_full(e, run_dir) else "error"
+        write_exit(reason, EXIT_FAILED, epochs, f"{'disk full' if reason == 'disk_full' else 'internal'}: "
+                                                f"{e.__class__.__name__}: {e}")
+        if reason == "error":
+            traceback.print_exc()
+        log.error(f"[error] {'disk full' if reason == 'disk_full' else 'internal'}: {e.__class__.__name__}: {e}")
+        log.error(f"[exit] reason={reason} status={EXIT_FAILED} epochs_completed={epochs}")
         return EXIT_FAILED
     return result.status  # the stream wrote the final lines ([signal] / [error], then [exit])
 

@@ -21,6 +21,8 @@ from engine.stream import RunctlCallback
 class EngineStream(RunctlCallback):
     """The shared stream with the engine's numbers and lines (docs/log-format.md rows 27-34)."""
 
+    exit_writer = "engine"
+
     def __init__(self, log: logging.Logger, progress_every: int, run_dir: Path | None) -> None:
         super().__init__(run_dir=run_dir, progress_every=max(1, progress_every),
                          checkpoints=run_dir is not None, logger=log, announce=False)

@@ -6,13 +6,14 @@ epoch summaries, checkpoints (one per epoch, `last.ckpt`, `interrupted.ckpt` on 
 final `[exit]` line. `run_fit` runs `trainer.fit` and returns the exit status that line states.
 
 The bundled engine uses this same callback (`engine.callbacks.EngineStream` adds its per-horizon
-lines). This module imports only the standard library, torch, Lightning and `engine.logstream`:
-nothing of the engine's model, data, losses or metrics.
+lines). This module imports only the standard library, torch, Lightning, `engine.logstream` and
+`engine.runfiles` (the exit record): nothing of the engine's model, data, losses or metrics.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -34,7 +35,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from engine import __version__
+from engine import __version__, runfiles
 from engine.logstream import (
     EPOCH_RULE,
     EXIT_BAD_INPUT,
@@ -49,7 +50,7 @@ from engine.logstream import (
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_FINISHED", "EXIT_REQUEUED", "EXIT_TERMINATED", "LOGGER_NAME",
-    "RUN_DIR_ENV", "Requeue", "RunctlCallback", "metric_name", "metrics_line", "run_fit",
+    "RUN_DIR_ENV", "DiskFull", "Requeue", "RunctlCallback", "metric_name", "metrics_line", "run_fit",
 ]
 
 RUN_DIR_ENV = "RUNCTL_RUN_DIR"  # runctl sets it to the run's directory
@@ -68,6 +69,10 @@ def _slurm_end_time(job: str) -> float | None:
 
 class Requeue(Exception):  # noqa: N818 - it names what happens, not an error
     """SIGUSR1 in a Slurm job: its time limit is near (sbatch --signal); stop, checkpoint, requeue."""
+
+
+class DiskFull(OSError):  # noqa: N818 - it names what happened
+    """A write of the run (a checkpoint, metrics.csv) found no space left: `[exit] reason=disk_full`."""
 LOGGER_NAME = "runctl"  # the logger field of the callback's lines in a user's script
 INTERRUPTED = "interrupted.ckpt"
 LAST = "last.ckpt"
@@ -150,6 +155,8 @@ class RunctlCallback(L.Callback):
     numbers (`train_loss`, `val_loss`, `sharpe`, `epoch_metrics`) and error text.
     """
 
+    exit_writer = "callback"  # who wrote the exit record ($RUNCTL_EXIT_FILE)
+
     def __init__(self, run_dir: str | os.PathLike[str] | None = None, progress_every: int = 50,
                  checkpoints: bool = True, logger: logging.Logger | None = None, announce: bool = True) -> None:
         if isinstance(progress_every, bool) or not isinstance(progress_every, int) or progress_every < 1:
@@ -170,6 +177,7 @@ class RunctlCallback(L.Callback):
         # how the fit ended (None while it runs)
         self.reason: str | None = None
         self.status: int | None = None
+        self.error: str | None = None  # the `[error]` text of a fit that failed
         # carried in checkpoints, so a resumed process continues the count
         self.epochs_completed = 0
         self.best_val_loss = math.inf
@@ -225,7 +233,7 @@ class RunctlCallback(L.Callback):
 
     def wants_traceback(self, exception: BaseException) -> bool:
         """Should `run_fit` print this exception's traceback on stderr?"""
-        return not isinstance(exception, SystemExit | KeyboardInterrupt | Requeue)
+        return not isinstance(exception, SystemExit | KeyboardInterrupt | Requeue | DiskFull)
 
     # ------------------------------------------------------------------ extra lines (overridable)
     def log_validation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -428,11 +436,24 @@ class RunctlCallback(L.Callback):
         """`epoch=NNN.ckpt`, then `last.ckpt` replaced atomically with a copy of it."""
         assert self.ckpt_dir is not None
         path = self.ckpt_dir / f"epoch={epoch:03d}.ckpt"
-        trainer.save_checkpoint(str(path), weights_only=False)
+        tmp = self.ckpt_dir / f".{LAST}.tmp"
+        try:
+            trainer.save_checkpoint(str(path), weights_only=False)
+            if trainer.is_global_zero:
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, self.ckpt_dir / LAST)
+        except Exception as e:
+            last = self.ckpt_dir / LAST
+            expected = last.stat().st_size if last.is_file() else None
+            if not runfiles.is_disk_full(e, self.ckpt_dir, expected):
+                raise
+            # nothing half-written is left to be resumed from (and its space is free again)
+            for partial in (path, tmp):
+                with contextlib.suppress(OSError):
+                    partial.unlink()
+            raise DiskFull(errno.ENOSPC, f"disk full while saving epoch {epoch}: {path} "
+                           f"({runfiles.free_text(self.ckpt_dir)}; {LAST} is the previous epoch's)") from e
         if trainer.is_global_zero:
-            tmp = self.ckpt_dir / f".{LAST}.tmp"
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, self.ckpt_dir / LAST)
             self._drop_interrupted()
             self.stream_log.info(f"Checkpoint saved: {path} (epoch={epoch})")
 
@@ -501,8 +522,7 @@ class RunctlCallback(L.Callback):
             except (OSError, subprocess.TimeoutExpired) as e:
                 ok, why = False, str(e)
             if not ok:
-                self.stream_log.error(f"[error] scontrol requeue {job} failed: {why}")
-                self._finish("error", EXIT_FAILED)
+                self._finish("error", EXIT_FAILED, f"scontrol requeue {job} failed: {why}")
                 return
         self._finish("requeued", EXIT_REQUEUED)
 
@@ -512,12 +532,24 @@ class RunctlCallback(L.Callback):
         self._finish("terminated", EXIT_TERMINATED)
 
     def _failed(self, exception: BaseException) -> None:
-        self.stream_log.error(f"[error] {self.error_message(exception)}")
-        self._finish("error", EXIT_FAILED)
+        if isinstance(exception, DiskFull):
+            self._finish("disk_full", EXIT_FAILED, exception.strerror or str(exception))
+            return
+        if runfiles.is_disk_full(exception, self.ckpt_dir or self.run_dir):
+            where = self.ckpt_dir or self.run_dir or Path.cwd()
+            self._finish("disk_full", EXIT_FAILED, f"disk full: {type(exception).__name__}: {exception} "
+                                                    f"({runfiles.free_text(where)})")
+            return
+        self._finish("error", EXIT_FAILED, self.error_message(exception))
 
-    def _finish(self, reason: str, status: int) -> None:
-        self.reason, self.status = reason, status
-        level = self.stream_log.error if reason == "error" else self.stream_log.info
+    def _finish(self, reason: str, status: int, error: str | None = None) -> None:
+        """The final lines: `[error]` (with `error`), then `[exit]`; the exit record first, so the
+        end is known even where the log cannot be written (a full disk)."""
+        self.reason, self.status, self.error = reason, status, error
+        runfiles.write_exit(reason, status, self.epochs_completed, error, writer=self.exit_writer)
+        if error is not None:
+            self.stream_log.error(f"[error] {error}")
+        level = self.stream_log.error if reason not in ("finished", "terminated", "requeued") else self.stream_log.info
         level(f"[exit] reason={reason} status={status} epochs_completed={self.epochs_completed}")
 
 
@@ -561,9 +593,7 @@ def run_fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.Lightnin
     if cb is None:
         raise ValueError("run_fit: the Trainer has no RunctlCallback; create it with callbacks=[RunctlCallback()]")
     if ckpt_path is not None and _missing_local_file(ckpt_path):
-        cb.stream_log.error(f"[error] bad input: checkpoint not found: {os.fspath(ckpt_path)}")
-        cb.reason, cb.status = "error", EXIT_BAD_INPUT
-        cb.stream_log.error(f"[exit] reason=error status={EXIT_BAD_INPUT} epochs_completed=0")
+        cb._finish("error", EXIT_BAD_INPUT, f"bad input: checkpoint not found: {os.fspath(ckpt_path)}")
         return EXIT_BAD_INPUT
     with _sigterm_until_training(trainer, cb):
         try:

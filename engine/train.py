@@ -17,7 +17,7 @@ from engine.config import EngineConfig, non_default_items
 from engine.logstream import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_TERMINATED
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_FINISHED", "EXIT_TERMINATED", "Terminated", "TrainResult",
-           "install_early_sigterm", "log_start", "train"]
+           "install_early_sigterm", "log_start", "resume_checkpoint", "train"]
 
 _training_started = False
 
@@ -147,13 +147,7 @@ def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Lo
     if resume:
         if ckpt_dir is None:
             raise FileNotFoundError("--resume needs --run-dir")
-        last = ckpt_dir / "last.ckpt"
-        if last.exists():
-            ckpt_path = str(last)  # the stream logs "Resuming from checkpoint ..." once restored
-        elif (ckpt_dir / "interrupted.ckpt").exists():
-            log.warning(f"Resuming: no completed epoch in {ckpt_dir}; starting again from epoch 1")
-        else:
-            raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}")
+        ckpt_path = resume_checkpoint(ckpt_dir, log)  # the stream logs "Resuming from ..." once restored
 
     _training_started = True
     t0 = time.monotonic()
@@ -167,6 +161,30 @@ def train(cfg: EngineConfig, run_dir: Path | None, resume: bool, log: logging.Lo
         metrics.update(sharpe=ev.sharpe, sharpe_ann=ev.sharpe_ann,
                        ic={h: ev.per_horizon[h]["ic"] for h in module.horizons})
     return TrainResult("finished", status, stream.epochs_completed, best, metrics)
+
+
+def resume_checkpoint(ckpt_dir: Path, log: logging.Logger) -> str | None:
+    """What `--resume` continues from: `last.ckpt`, else (it is missing or would not load) the
+    newest intact `epoch=NNN.ckpt`; each damaged one is named in a warning. None: start again from
+    epoch 1 (said); FileNotFoundError when the folder holds no checkpoint at all."""
+    from engine.runfiles import epoch_checkpoints, first_intact
+
+    last = ckpt_dir / "last.ckpt"
+    candidates = [p for p in (last, *epoch_checkpoints(ckpt_dir)) if p.exists()]
+    found, bad = first_intact(candidates)
+    for path, problem in bad:
+        log.warning(f"[resume] checkpoint {path} is damaged ({problem}); not resuming from it")
+    if found is not None:
+        if bad:
+            log.warning(f"[resume] resuming from {found} instead")
+        return str(found)
+    if bad:
+        log.warning(f"[resume] no intact checkpoint in {ckpt_dir}; starting again from epoch 1")
+    elif (ckpt_dir / "interrupted.ckpt").exists():
+        log.warning(f"Resuming: no completed epoch in {ckpt_dir}; starting again from epoch 1")
+    else:
+        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}")
+    return None
 
 
 def log_start(log: logging.Logger, cfg: EngineConfig, run_dir: Path | None,

@@ -58,6 +58,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def gpu_reservations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own machine-wide GPU reservation folder (tui.runs.gpus), so concurrent test runs
+    on one box do not see each other's declared GPUs as taken."""
+    d = tmp_path / "gpu-reservations"
+    monkeypatch.setenv("RUNCTL_GPU_DIR", str(d))
+    return d
+
+
 @pytest.fixture
 def reaper(tmp_path: Path) -> Iterator[Reaper]:
     """Every process whose command line mentions tmp_path, and every added pid, dies at teardown."""

@@ -129,11 +129,13 @@ def test_one_reader_feeds_state_and_log_pane(tmp_path: Path, monkeypatch: pytest
     assert (len(big.lines), big.skipped, big.reset) == (5000, 1000, False)
     assert big.lines[-1].endswith("filler 5999")
     assert not watch.step() and chunks() == []  # nothing new: no message
+    epochs = [r.epoch for r in watch.view.state.epochs] if watch.view is not None else []
     log.write_text("[2026-11-24 05:00:00,000][engine][INFO] - Random seed: 7\n")  # truncated
     watch.step()
-    (again,) = chunks()
-    assert again.reset and again.lines == ["[2026-11-24 05:00:00,000][engine][INFO] - Random seed: 7"]
-    assert watch.view is not None and watch.view.state.epochs == []  # the same read reset the state
+    (again,) = chunks()  # the pane goes on (what it showed stays), as the state does
+    assert not again.reset and again.lines == ["[2026-11-24 05:00:00,000][engine][INFO] - Random seed: 7"]
+    assert watch.view is not None and [r.epoch for r in watch.view.state.epochs] == epochs != []
+    assert watch.view.state.log_event == "truncated"
     assert opened.count(str(log)) == 1  # one handle, kept open across polls (truncation included)
 
 

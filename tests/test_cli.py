@@ -99,7 +99,9 @@ def test_status_json_has_stable_keys(capsys, logs_dir, presets_dir) -> None:
     assert data["error"] == "process exited without a final line"
     assert data["process"] is None and data["epochs"][0]["epoch"] == 1
     assert data["checkpoints"][0]["status"] == "decided"
-    assert data["recommendation"]["action"] in ("resume", "investigate")
+    # its run folder holds no checkpoint: not resume (it would have nothing to continue from)
+    assert data["recommendation"]["action"] in ("launch", "investigate")
+    assert data["resume"]["blocked"] == "no checkpoint to resume from"
 
 
 def test_status_text_over_ssh(capsys, presets_dir, logs_dir) -> None:

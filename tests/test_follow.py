@@ -119,16 +119,18 @@ def test_long_lines_capped_and_invalid_utf8(tmp_path: Path) -> None:
     assert lines.cap_long_lines(b"a" * 10 + b"\nbb\n", 0, 14, cap=4) == (b"aaaa\nbb\n", 0, 8)
 
 
-def test_truncation_restarts_with_a_fresh_state(tmp_path: Path) -> None:
+def test_truncation_keeps_what_was_read(tmp_path: Path) -> None:
+    """A truncated log is read again from its start; the epochs read before stay (issue 18)."""
     path = tmp_path / "run.log"
     path.write_text(H + "[main] Epoch 1/3\n" + H + "Sharpe: 0.1\n")
     f = LogFollower(path)
     f.poll()
     assert f.state.epoch == 1
-    path.write_text(H + "Random seed: 1\n")
+    path.write_text(H + "[main] Epoch 2/3\n")
     evs = f.poll()
-    assert isinstance(evs[0], evt.Reset)
-    assert (f.state.epoch, f.state.epochs, f.state.state, f.state.lines) == (None, [], "initializing", 1)
+    assert isinstance(evs[0], evt.Reset) and evs[0].kind == "truncated"
+    assert [r.epoch for r in f.state.epochs] == [1, 2] and f.state.epochs[0].sharpe == pytest.approx(0.1)
+    assert f.state.log_event == "truncated" and f.state.lines == 3
 
 
 def test_rotation_reopens_and_drains_the_old_file(tmp_path: Path) -> None:

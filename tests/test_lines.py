@@ -57,15 +57,15 @@ def test_lines_are_capped_and_the_rest_counted(tmp_path: Path) -> None:
     assert g.take_lines() == RawLines(["line 997", "line 998", "line 999"], skipped=997)
 
 
-def test_truncation_resets_and_rotation_goes_on(tmp_path: Path) -> None:
+def test_truncation_and_rotation_go_on(tmp_path: Path) -> None:
     path = tmp_path / "run.log"
     write(path, "a\nb\n")
     f = LogFollower(path, keep_lines=10)
     f.poll()
     assert f.take_lines() == RawLines(["a", "b"])
-    write(path, "c\n", mode="w")  # shorter: truncated, the log starts again
+    write(path, "c\n", mode="w")  # shorter: truncated, read from its start; the lines shown stay (issue 18)
     f.poll()
-    assert f.take_lines() == RawLines(["c"], reset=True)
+    assert f.take_lines() == RawLines(["c"]) and f.event == "truncated"
     write(path, "d\n")
     os.rename(path, tmp_path / "run.log.1")
     write(path, "e\n", mode="w")

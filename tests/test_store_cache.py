@@ -49,14 +49,16 @@ def test_incremental_reads_give_the_whole_read_state(tmp_path: Path, monkeypatch
     assert state_json(grown) == state_json(read_state(log))
     assert len(first.epochs) == epochs  # the state handed out before did not change
 
-    log.write_text("".join(lines[:10]))  # truncated: read again from the start
-    assert state_json(store.log_state(m)) == state_json(read_state(log))
+    log.write_text("".join(lines[:10]))  # truncated: read again from the start, keeping what was read
+    again = store.log_state(m)
+    assert again.log_event == "truncated" and state_json(again)["epochs"] == state_json(grown)["epochs"]
+    assert again.lines == grown.lines + 10
     other = tmp_path / "other.log"
     other.write_text((DATA / "app_tiny_finished.log").read_text())
-    os.replace(other, log)  # replaced (a new inode)
-    assert store.log_state(m).state == "finished"
+    os.replace(other, log)  # replaced (a new inode): read from its start, on top
+    assert store.log_state(m).state == "finished" and store.log_state(m).log_event == "rotated"
     log.unlink()
-    assert store.log_state(m).epochs == []
+    assert store.log_state(m).state == "finished"  # deleted: nothing read is dropped
 
 
 def _row(store: RunStore, m: Manifest) -> tuple:

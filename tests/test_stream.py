@@ -341,4 +341,4 @@ def test_stream_imports_nothing_of_the_engine_model_in_a_fresh_interpreter() -> 
             "print(','.join(sorted(m for m in sys.modules if m == 'engine' or m.startswith('engine.'))))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env(), cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "engine,engine.logstream,engine.stream"
+    assert r.stdout.strip() == "engine,engine.logstream,engine.runfiles,engine.stream"

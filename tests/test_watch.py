@@ -118,7 +118,7 @@ def test_watch_survives_truncation_and_rotation(tmp_path: Path, monkeypatch: pyt
     log = tmp_path / "run.log"
     log.write_text(PART_A + PART_B, encoding="utf-8")
 
-    def truncate() -> None:  # the log starts again: a fresh state
+    def truncate() -> None:  # read again from its start (the re-read epoch 1 replaces its record)
         log.write_text(PART_A, encoding="utf-8")
 
     def rotate() -> None:  # the old file's new lines are drained, the new file followed

@@ -287,7 +287,7 @@ class RunActions(App[int]):
         batch: list[RunView] = []
         sent = time.monotonic()
         for i, m in enumerate(manifests):
-            batch.append(view(m, self.store.state(m)))
+            batch.append(view(m, self.store.state(m, resume=False)))  # no recommendation on this screen
             last = i == len(manifests) - 1
             if last or time.monotonic() - sent >= RUNS_BATCH_S:
                 post(RunsLoaded(batch, done=last))

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.app.actions import RunActions
-from tui.app.messages import CheckpointDecided, RunEnded
+from tui.app.messages import CheckpointDecided, RunEnded, RunNotice
 from tui.app.proc_probe import sample_process
 from tui.app.screens.launch import LaunchRequest
 from tui.app.screens.main import MainScreen
@@ -123,6 +123,12 @@ class RunctlApp(RunActions):
     def _checkpoint(self, message: CheckpointDecided) -> None:
         self.bell()
         self.notify(f"{message.mark} {message.say}", title=message.title, timeout=15)
+
+    @on(RunNotice)
+    def _notice(self, message: RunNotice) -> None:
+        """The followed run's files or host went wrong: a toast (the header keeps the line)."""
+        if message.text:
+            self.notify(message.text, title=message.run or "run", severity="warning", timeout=15)
 
     @on(RunEnded)
     def _ended(self, message: RunEnded) -> None:

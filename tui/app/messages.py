@@ -52,6 +52,16 @@ class CheckpointDecided(Message):
 
 
 @dataclass
+class RunNotice(Message):
+    """Something around the followed run went wrong or changed (its log rotated, truncated or
+    deleted, its manifest damaged or gone, its run folder gone, a file or the scheduler that cannot
+    be read): `text` is one line, None once it is over."""
+
+    run: str | None
+    text: str | None
+
+
+@dataclass
 class RunEnded(Message):
     """The followed run reached finished / crashed / killed while we watched."""
 

@@ -28,8 +28,9 @@ def _nvml_init() -> Any:
     return _nvml if _nvml_ok else None
 
 
-def gpu_text() -> str:
-    """`GPU0 87% 12.3 GiB/80.0 GiB` per device, or `no GPU`."""
+def gpu_text(pids: set[int] | None = None) -> str:
+    """`GPU0 87% 12.3 GiB/80.0 GiB` per device, or `no GPU`; with `pids` (the trainer and its
+    children), each device they use also says how much of its memory is theirs (`run 10.1 GiB`)."""
     nv = _nvml_init()
     if nv is None:
         return "no GPU"
@@ -39,7 +40,13 @@ def gpu_text() -> str:
             h = nv.nvmlDeviceGetHandleByIndex(i)
             util = nv.nvmlDeviceGetUtilizationRates(h).gpu
             mem = nv.nvmlDeviceGetMemoryInfo(h)
-            parts.append(f"GPU{i} {util}% {size(mem.used)}/{size(mem.total)}")
+            ours = ""
+            if pids:
+                with contextlib.suppress(Exception):
+                    used = sum(p.usedGpuMemory or 0 for p in nv.nvmlDeviceGetComputeRunningProcesses(h)
+                               if p.pid in pids)
+                    ours = f" (run {size(used)})" if used else ""
+            parts.append(f"GPU{i} {util}% {size(mem.used)}/{size(mem.total)}{ours}")
     except Exception:  # noqa: BLE001 - NVML errors mid-run: report what we have
         pass
     return "  ".join(parts) or "no GPU"
@@ -77,13 +84,17 @@ def sample_process(manifest: Any) -> ProcView | None:
     data = procs.stats(ident) if ident is not None else None
     if not data:
         return ProcView(pid=pid, alive=False, gpu=gpu_text())
+    pid = data.get("pid") or pid  # the trainer (a preset's command: not the supervise shim)
     rd = wr = None
+    tree: set[int] = {pid}
     with contextlib.suppress(psutil.Error, AttributeError):
-        io = psutil.Process(pid).io_counters()
+        p = psutil.Process(pid)
+        tree |= {c.pid for c in p.children(recursive=True)}
+        io = p.io_counters()
         rd, wr = io.read_bytes, io.write_bytes
     return ProcView(
         pid=pid, alive=True, status=str(data.get("status", "")),
         cpu_percent=data.get("cpu_percent"), rss=int(float(data.get("rss_mb", 0)) * 2**20),
         threads=data.get("threads"), children=data.get("children"),
-        read_bytes=rd, write_bytes=wr, gpu=gpu_text(),
+        read_bytes=rd, write_bytes=wr, gpu=gpu_text(tree),
     )

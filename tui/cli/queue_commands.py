@@ -68,6 +68,8 @@ def cmd_queue(ctx: Context, a: argparse.Namespace) -> int:
         for n, i in enumerate(q.waiting, 1):
             wait = f"{clock(i.added_at)} ({(time.time() - i.added_at) / 60:.0f} min)"
             say(f"{n:>3} {i.id:<6} {i.preset:<18} {(i.name or '—'):<18} {i.gpus:>4}  {wait}")
+            if i.waiting_for:
+                say(f"      waits: {i.waiting_for}")
     for i in q.started[-5:]:
         say(f"started {i.id} {i.preset} -> {i.run} at {clock(i.started_at)}")
     for i in q.failed[-5:]:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tui.errors import RunctlError
+from tui.errors import RunctlError, write_error
 
 LOCK_NAME = ".runctl.lock"
 DEFAULT_TIMEOUT = 10.0  # seconds; env RUNCTL_LOCK_TIMEOUT overrides
@@ -46,7 +46,10 @@ def controller_lock(
     """
     timeout = default_timeout() if timeout is None else timeout
     path = lock_path(logs_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path.parent, e, "create") from None
     key, me = str(path.resolve()), threading.get_ident()
     with _guard:
         held = _held.get(key)
@@ -59,7 +62,10 @@ def controller_lock(
             with _guard:
                 held[1] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise write_error(path, e, "create") from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -74,8 +80,9 @@ def controller_lock(
                         f"gave up after {timeout:g}s, try again"
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid={os.getpid()} {what}".strip().encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it is a courtesy (a full disk leaves it out)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid={os.getpid()} {what}".strip().encode(), 0)
         with _guard:
             _held[key] = [me, 1]
         try:

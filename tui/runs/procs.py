@@ -99,12 +99,52 @@ def signal_group(expected: Identity, sig: signal.Signals) -> str:
         return "nothing (process gone)"
 
 
+def identify_run(pid: int, log: str | os.PathLike[str], run: str) -> Identity | None:
+    """The identity of live process `pid` if it is run `run`'s: its stdout is the run's log file
+    (the same file, even renamed), or its environment has RUNCTL_RUN=`run`; else None."""
+    ident = identify(pid)
+    if ident is None:
+        return None
+    with contextlib.suppress(OSError):
+        out, lg = os.stat(f"/proc/{pid}/fd/1"), os.stat(log)
+        if (out.st_dev, out.st_ino) == (lg.st_dev, lg.st_ino):
+            return ident
+    with contextlib.suppress(psutil.Error, OSError):
+        if psutil.Process(pid).environ().get("RUNCTL_RUN") == run:
+            return ident
+    return None
+
+
+def leads_group(pid: int) -> bool:
+    """The process leads its process group (a run's process group: the launcher's start_new_session)."""
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
+SHIM_MODULE = "tui.runs.supervise"
+
+
+def trainer(p: psutil.Process) -> psutil.Process:
+    """The training process of a run's process: itself, or the command a supervise shim runs."""
+    with contextlib.suppress(psutil.Error):
+        if SHIM_MODULE in p.cmdline():
+            kids = p.children()
+            if kids:
+                return kids[0]
+    return p
+
+
 def stats(expected: Identity | None) -> dict[str, Any] | None:
-    """CPU %, RSS and elapsed time of the verified process (and its children); None if not running."""
+    """CPU %, RSS and elapsed time of the verified process (and its children); None if not running.
+
+    A preset's command runs under the supervise shim: the figures are then the command's (the
+    trainer and its children), `pid` says which process that is."""
     if expected is None or not is_running(expected):
         return None
     try:
-        p = psutil.Process(expected.pid)
+        p = trainer(psutil.Process(expected.pid))
         procs = [p, *p.children(recursive=True)]
         rss = 0
         cpu = 0.0
@@ -114,6 +154,7 @@ def stats(expected: Identity | None) -> dict[str, Any] | None:
                 cpu += q.cpu_percent(interval=None) if q is not p else p.cpu_percent(interval=0.05)
         return {
             "alive": True,
+            "pid": p.pid,
             "status": p.status(),
             "cpu_percent": round(cpu, 1),
             "rss_mb": round(rss / 2**20, 1),

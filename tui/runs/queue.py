@@ -10,7 +10,9 @@ when items wait and no runner is alive. The autopilot's next steps go through th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tui.errors import RunctlError
+from tui.errors import RunctlError, write_error
 from tui.runs import procs
 from tui.runs.lock import controller_lock
 from tui.runs.store import RunStore, atomic_write_json
@@ -54,6 +56,7 @@ class QueueItem:
     run: str | None = None  # once started: the run it became
     started_at: float | None = None
     error: str | None = None  # could not start: why
+    waiting_for: str | None = None  # the head of the queue: what it waits for (GPUs, its run name)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -174,11 +177,20 @@ class RunQueue:
         q = self.load()
         return next((i for i in (*q.waiting, *q.started, *q.failed) if i.id == item_id), None)
 
+    def waiting_for(self, item: QueueItem, why: str) -> None:
+        """Record what a waiting item waits for (written only when that changes; best effort)."""
+        with contextlib.suppress(RunctlError), self.lock(f"queue {item.id}"):
+            q = self.load()
+            for i, w in enumerate(q.waiting):
+                if w.id == item.id and w.waiting_for != why:
+                    q.waiting[i] = replace(w, waiting_for=why)
+                    self.save(q)
+
     def mark(self, item: QueueItem, run: str | None = None, error: str | None = None) -> None:
         """The head item started as `run` (or failed to start): out of the waiting list."""
         with self.change(f"queue {item.id}") as q:
             q.waiting = [i for i in q.waiting if i.id != item.id]
-            done = replace(item, run=run, started_at=round(time.time(), 3), error=error)
+            done = replace(item, run=run, started_at=round(time.time(), 3), error=error, waiting_for=None)
             (q.failed if error else q.started).append(done)
 
     # --------------------------------------------------------------------------- the runner
@@ -208,10 +220,18 @@ class RunQueue:
                 return ident
             cmd = [sys.executable, "-m", "tui.runs.queue_runner", "--logs", str(self.store.logs_dir.resolve())]
             log = self.store.training_dir / "queue_runner.log"
-            with open(log, "ab") as out:
+            try:
+                out = open(log, "ab")  # noqa: SIM115 - closed below, once the runner has it
+            except OSError as e:
+                raise write_error(log, e, "create") from None
+            with out:
                 p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True, close_fds=True)
             threading.Thread(target=p.wait, daemon=True).start()  # reap it if we outlive it
             ident = procs.identify(p.pid) or procs.Identity(p.pid, time.time(), tuple(cmd))
-            atomic_write_json(self.runner_path, ident.to_json())
+            try:
+                atomic_write_json(self.runner_path, ident.to_json())
+            except RunctlError:  # no runner without its record (a second one would start)
+                procs.signal_group(ident, signal.SIGKILL)
+                raise
             return ident

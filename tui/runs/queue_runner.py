@@ -4,8 +4,10 @@ One runner per logs folder (tui.runs.queue.RunQueue.ensure_runner starts it; its
 `training/queue_runner.json`). Each poll, under the controller lock, the head item is launched
 like `runctl launch` would (re-validated: a preset that became invalid fails the item, with the
 reason, and the next one is tried) when the GPUs it needs are free; items start strictly in order,
-so a big item at the head is never overtaken. The runner ends when the queue is empty, dropping
-its record under the lock, so a concurrent `queue add` always finds a runner or starts one.
+so a big item at the head is never overtaken. An item never fails for what passes: GPUs that are
+taken, its run name held by a live run, a full disk; it waits, and says what for (`waiting_for`).
+The runner ends when the queue is empty, dropping its record under the lock, so a concurrent
+`queue add` always finds a runner or starts one.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tui.errors import RunctlError
+from tui.errors import DiskFull, RunctlError
 from tui.runs import procs
-from tui.runs.launcher import GpusBusy, Launcher
+from tui.runs.launcher import GpusBusy, Launcher, NameBusy
+from tui.runs.lock import LockTimeout
 from tui.runs.queue import QueueItem, RunQueue
 from tui.runs.store import RunStore
 
@@ -40,7 +43,8 @@ def start_head(queue: RunQueue, launcher_for: Callable[[QueueItem], Launcher],
             launcher = launcher_for(head)
             m = launcher.launch(head.preset, head.sets, head.envs, name=head.name, parent=head.parent,
                                 presets_dir=Path(head.presets_dir))
-        except GpusBusy:
+        except (GpusBusy, NameBusy, DiskFull, LockTimeout) as e:  # passes: the item waits for it
+            queue.waiting_for(head, str(e))
             return "waiting"
         except RunctlError as e:
             queue.mark(head, error=str(e))

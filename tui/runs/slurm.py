@@ -12,9 +12,12 @@ Every Slurm command is run with arguments as a list, never through a shell.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -28,8 +31,12 @@ from tui.errors import RunctlError
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
           "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD")
 SIGNAL_BEFORE_S = 90  # SIGUSR1 this long before the time limit (Slurm's resolution is ~60 s)
-TIMEOUT_S = 30.0
+TIMEOUT_S = 30.0  # submitting, cancelling, checking the partition
+STATE_TIMEOUT_ENV = "RUNCTL_SLURM_TIMEOUT"
+STATE_TIMEOUT_S = 4.0  # asking a job's state (`status`, `runs`, the TUI): then the log answers alone
+DOWN_S = 30.0  # after a state query timed out, Slurm is not asked again for this long (per process)
 CACHE_S = 1.0  # job states are asked at most this often per job
+_down: dict[str, Any] = {"until": 0.0, "why": ""}  # the controller did not answer: until when, why
 REQUEUE_FLAG = ".requeue"  # in the run folder: SIGUSR1 arrived (tui.runs.supervise writes it)
 
 
@@ -85,14 +92,43 @@ class SlurmSpec:
 
 
 # ------------------------------------------------------------------------------ commands
+def state_timeout() -> float:
+    """Seconds a state query may take: $RUNCTL_SLURM_TIMEOUT, else STATE_TIMEOUT_S."""
+    try:
+        return max(0.1, float(os.environ.get(STATE_TIMEOUT_ENV, STATE_TIMEOUT_S)))
+    except ValueError:
+        return STATE_TIMEOUT_S
+
+
 def _run(cmd: Sequence[str], timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run a Slurm command (its own process group, killed whole when it does not answer)."""
     if shutil.which(cmd[0]) is None:
         raise SlurmError(f"Slurm command {cmd[0]!r} not found on PATH; install the Slurm client "
                          f"(slurm-client) or use backend = \"local\"")
+    p = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+        out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(p.pid, signal.SIGKILL)  # our own child's group (start_new_session above)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.communicate(timeout=2)
         raise SlurmError(f"{cmd[0]} did not answer within {timeout:g}s (is slurmctld up?)") from None
+    return subprocess.CompletedProcess(list(cmd), p.returncode, out, err)
+
+
+def _query(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """A state query: a short timeout, and none at all for DOWN_S after one timed out."""
+    now = time.monotonic()
+    if now < _down["until"]:
+        raise SlurmError(str(_down["why"]))
+    try:
+        return _run(cmd, state_timeout())
+    except SlurmError as e:
+        if "did not answer" in str(e):
+            _down["until"], _down["why"] = now + DOWN_S, f"{e}; not asked again for {DOWN_S:g}s"
+        raise
 
 
 def _first_error(text: str) -> str:
@@ -173,7 +209,7 @@ _KV = re.compile(r"(\w+)=(\S*)")
 
 def show_job(job: str) -> JobInfo | None:
     """`scontrol show job ID` (None once Slurm has forgotten the job)."""
-    r = _run(["scontrol", "show", "job", job])
+    r = _query(["scontrol", "show", "job", job])
     if r.returncode != 0:
         if "invalid job id" in (r.stderr + r.stdout).lower():
             return None
@@ -191,7 +227,7 @@ def accounting(job: str) -> JobInfo | None:
         return None
     for args in (["sacct", "-j", job, "-X", "-P", "-n", "-o", "JobID,State,ExitCode,Elapsed,NodeList"],
                  ["sacct", "-c", "-j", job, "-P", "-n", "-o", "JobID,State,ExitCode,Elapsed,NodeList"]):
-        r = _run(args)
+        r = _query(args)
         rows = [ln.split("|") for ln in r.stdout.splitlines() if ln.strip()] if r.returncode == 0 else []
         rows = [row for row in rows if row and row[0].split(".")[0] == job]
         if rows:
@@ -203,7 +239,7 @@ def accounting(job: str) -> JobInfo | None:
 
 def find_by_name(name: str) -> str | None:
     """The newest queued or running job called `name` (a run whose submit was not recorded)."""
-    r = _run(["squeue", "-h", "-n", name, "-o", "%i"])
+    r = _query(["squeue", "-h", "-n", name, "-o", "%i"])
     ids = [x for x in r.stdout.split() if x.isdigit()] if r.returncode == 0 else []
     return max(ids, key=int) if ids else None
 

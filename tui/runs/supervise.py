@@ -14,11 +14,14 @@ import argparse
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from engine.runfiles import write_exit
 
 EXIT_TAIL = 64 << 10  # bytes of the log's end searched for the command's own exit line
 _EXIT_MARK = b"] - [exit] reason="
@@ -36,15 +39,37 @@ def exit_line(status: int, terminated: bool, when: float | None = None) -> str:
 
 
 def wrote_exit_line(log: Path, since: int) -> bool:
-    """Whether the log, after byte `since`, ends with an exit line (in its last EXIT_TAIL bytes)."""
+    """Whether the log, after byte `since`, ends with an exit line (in its last EXIT_TAIL bytes;
+    a log shorter than `since` was truncated meanwhile: its whole tail)."""
     try:
         with open(log, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
-            start = max(since, size - EXIT_TAIL)
+            start = max(since if since <= size else 0, size - EXIT_TAIL)
             fh.seek(start)
             return _EXIT_MARK in fh.read()
     except OSError:
         return False
+
+
+def _own_log(log: Path) -> Path:
+    """The log as this process writes it: its stdout when that is a file (`/proc/self/fd/1`: the
+    same file even after the log was renamed away or deleted), else the path."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.fstat(1).st_mode) and os.path.exists("/proc/self/fd/1"):
+            return Path("/proc/self/fd/1")
+    return log
+
+
+def _append(log: Path, text: str) -> None:
+    """Append to the log where this process writes it (best effort: a full disk loses the line,
+    the exit record still tells)."""
+    with contextlib.suppress(OSError):
+        if log == Path("/proc/self/fd/1"):
+            sys.stdout.flush()
+            os.write(1, text.encode())
+        else:
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(text)
 
 
 def supervise(log: Path, command: Sequence[str], requeue_flag: Path | None = None) -> int:
@@ -55,6 +80,7 @@ def supervise(log: Path, command: Sequence[str], requeue_flag: Path | None = Non
     it), is taken here and written to that file; the command starts with SIGUSR1 ignored until
     engine.stream.RunctlCallback installs its handler, and the callback also looks for the file.
     """
+    log = _own_log(log)
     since = log.stat().st_size if log.exists() else 0
     terminated = False
 
@@ -78,16 +104,18 @@ def supervise(log: Path, command: Sequence[str], requeue_flag: Path | None = Non
     try:
         child = subprocess.Popen(list(command), preexec_fn=ignore_usr1 if requeue_flag else None)
     except OSError as e:
-        with open(log, "a", encoding="utf-8") as out:
-            out.write(f"runctl: cannot start {command[0]}: {e.strerror or e}\n")
-            out.write(exit_line(127, False))
+        write_exit("error", 127, error=f"cannot start {command[0]}: {e.strerror or e}", writer="supervise")
+        _append(log, f"runctl: cannot start {command[0]}: {e.strerror or e}\n" + exit_line(127, False))
         return 127
     rc = child.wait()
     status = 128 - rc if rc < 0 else rc  # killed by signal N: 128 + N, as a shell reports it
     rank0 = os.environ.get("SLURM_PROCID", "0") == "0"  # one task of a Slurm job speaks for it
+    line = exit_line(status, terminated or rc == -signal.SIGTERM)
+    if rank0:  # the record first: the end is known even where the log cannot be written
+        reason = line.split("reason=", 1)[1].split()[0]
+        write_exit(reason, status, writer="supervise", keep_existing=True)
     if rank0 and not wrote_exit_line(log, since):
-        with open(log, "a", encoding="utf-8") as out:
-            out.write(exit_line(status, terminated or rc == -signal.SIGTERM))
+        _append(log, line)
     return status
 
 
