@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("startup", "data", "quality", "throughput", "attach", "poll", "tui", "runs", "cli_runs", "launch")
+BENCHES = ("startup", "data", "quality", "throughput", "attach", "poll", "tui", "runs", "cli_runs", "launch",
+           "tensorboard")
 
 
 def main(argv: list[str]) -> int:

@@ -65,6 +65,31 @@ def write_log(path: Path, size_mb: float = 300.0, seed: int = 0, steps: int = 20
     return epoch
 
 
+def write_stdout_log(path: Path, size_mb: float = 300.0, seed: int = 0, eval_every: int = 250) -> int:
+    """A plain script's log shaped like nanoGPT's (docs/log-format.md, *Metric sources*): an `iter`
+    line per step, an evaluation every `eval_every` steps, a checkpoint line after each, the
+    supervise shim's exit line at the end; returns the number of evaluations."""
+    rnd = random.Random(seed)
+    written, i, evals = 0, 0, 0
+    with path.open("w") as out:
+        out.write("Overriding config with config/train_shakespeare_char.py:\nnumber of parameters: 10.65M\n")
+        while written < size_mb * 1e6:
+            chunk = []
+            for _ in range(1000):
+                if i % eval_every == 0:
+                    evals += 1
+                    chunk.append(f"step {i}: train loss {rnd.uniform(1, 4):.4f}, val loss {rnd.uniform(1, 4):.4f}\n"
+                                 f"saving checkpoint to out\n")
+                chunk.append(f"iter {i}: loss {rnd.uniform(1, 4):.4f}, time {rnd.uniform(5, 500):.2f}ms, "
+                             f"mfu {rnd.uniform(-100, 40):.2f}%\n")
+                i += 1
+            text = "".join(chunk)
+            out.write(text)
+            written += len(text)
+        out.write("[2026-12-05 17:40:00,000][runctl][INFO] - [exit] reason=finished status=0\n")
+    return evals
+
+
 def _log(kind: str, size_mb: float) -> tuple[Path, int]:
     """The cached log of this kind and size (generated on first use); (path, epochs)."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -78,6 +103,8 @@ def _log(kind: str, size_mb: float) -> tuple[Path, int]:
             epochs = write_log(path, size_mb, steps=20)
         elif kind == "atft":
             epochs = write_atft_log(path, size_mb, steps_per_epoch=50)
+        elif kind == "stdout":
+            epochs = write_stdout_log(path, size_mb)
         else:
             epochs = write_atft_log(path, size_mb, steps_per_epoch=2)
         meta.write_text(json.dumps({"epochs": epochs}))
@@ -133,7 +160,7 @@ def measure(kind: str, size_mb: float, repeats: int = REPEATS, plain: bool = Fal
     return res
 
 
-CASES = (("engine", 300), ("engine_epochs", 300), ("atft", 300), ("atft_epochs", 300))
+CASES = (("engine", 300), ("engine_epochs", 300), ("atft", 300), ("atft_epochs", 300), ("stdout", 300))
 CURVE = (("atft", 20), ("atft", 100), ("atft", 600), ("engine", 20), ("engine", 100), ("engine", 600))  # + CASES' 300
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from tui.judge.conditions import lower_is_better, summary_metrics
 from tui.judge.evaluate import evaluate
-from tui.log.csvmetrics import CsvMetrics, read_metrics_csv
 from tui.log.events import Metrics, Start
 from tui.log.parse import parse_line
+from tui.log.sources.csvlogger import CsvMetrics, read_metrics_csv
 from tui.presets.baselines import Baselines, load_baselines
 from tui.presets.preset import PresetError
 from tui.presets.registry import PresetRegistry

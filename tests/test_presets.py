@@ -96,8 +96,6 @@ BAD = {
         '[[criteria]]\nmetric = "sharpe"\nop = ">"\nvalue = 0.1\nlabel = "s"\nhoirzon = 1\n',
         "criteria #1: unknown key 'hoirzon'"),
     "wrong_type": ('max_epochs = "ten"\n', "max_epochs: expected an integer, got string 'ten'"),
-    "bad_metric": ('[[criteria]]\nmetric = "sharp"\nop = ">"\nvalue = 0.1\nlabel = "s"\n',
-                   "unknown metric 'sharp': did you mean 'sharpe'?"),
     "malformed_metric": ('[[criteria]]\nmetric = "val acc"\nop = ">"\nvalue = 0.1\nlabel = "s"\n',
                          "metric 'val acc' is not a metric name"),
     "horizon_of_own_metric": ('[[criteria]]\nmetric = "val_acc"\nhorizon = 5\nop = ">"\nvalue = 0.1\nlabel = "s"\n',
@@ -111,6 +109,13 @@ BAD = {
     "bad_rule": ('[[checkpoints]]\nepoch = 1\nrules = [{ verdict = "a", levle = "good" }]\n',
                  "rules #1: unknown key 'levle'"),
     "bad_epoch": ('[[checkpoints]]\nepoch = 0\nrules = [{ verdict = "a" }]\n', "epoch 0 must be"),
+    "epoch_and_step": ('[[checkpoints]]\nepoch = 1\nstep = 5\nrules = [{ verdict = "a" }]\n',
+                       "one of 'epoch' or 'step'"),
+    "bad_override_format": ('command = ["true"]\noverride_format = "--{key}"\n', "use {key} and {value}"),
+    "bad_pattern": ('[metrics]\npatterns = ["loss=(?P<loss>[0-9.]+"]\n', "not a regular expression"),
+    "pattern_names_nothing": ('[metrics]\npatterns = ["loss=[0-9.]+"]\n', "names nothing"),
+    "bad_metrics_key": ('[metrics]\ntensorbord = "x"\n', "unknown key 'tensorbord'"),
+    "bad_max_steps": ('max_steps = 0\n', "max_steps: 0 must be > 0"),
     "horizon_on_sharpe": ('[[criteria]]\nmetric = "sharpe"\nhorizon = 5\nop = ">"\nvalue = 0\nlabel = "s"\n',
                           "has no horizon"),
     "both_epochs": ('max_epochs = 3\n[overrides]\n"train.trainer.max_epochs" = 4\n', "both set"),
@@ -125,6 +130,19 @@ def test_bad_preset_is_one_line_error_naming_file(tmp_path: Path, case: str) -> 
         PresetRegistry(tmp_path).get(case)
     msg = str(e.value)
     assert "\n" not in msg and f"{case}.toml" in msg and expected in msg, msg
+
+
+@pytest.mark.parametrize(("metric", "hint"), [("sharp", "did you mean 'sharpe'"),
+                                               ("eval_loss", "did you mean 'val_loss'"),
+                                               ("ic20", "ic at horizon 20")])
+def test_a_near_miss_of_a_builtin_is_a_warning_not_a_refusal(tmp_path: Path, metric: str, hint: str) -> None:
+    """The script's own names (the HF Trainer's `eval_loss`) are fine; the hint is only a warning."""
+    p = _write(tmp_path, "own", f'[[criteria]]\nmetric = "{metric}"\nop = "<"\nvalue = 0.5\nlabel = "s"\n')
+    preset = PresetRegistry(tmp_path).get("own")
+    assert preset.criteria[0].metric == metric
+    problems = PresetRegistry(tmp_path).check_file(p)
+    assert problems and all(x.startswith("warning: ") for x in problems), problems
+    assert hint in problems[0] and "own.toml" in problems[0]
 
 
 def test_bad_file_reported_by_check_file(tmp_path: Path) -> None:
@@ -229,14 +247,16 @@ def test_baselines_table(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8").startswith("# The baseline table")  # comments kept
     with pytest.raises(PresetError, match="already exists"):
         add_baseline(path, "Smoke V2 (10ep)", "x", {})
-    with pytest.raises(PresetError, match="unknown metric 'ic20'"):
-        add_baseline(path, "Other", "x", {"ic20": 0.1})
+    with pytest.raises(PresetError, match="'val acc' is not a metric name"):
+        add_baseline(path, "Other", "x", {"val acc": 0.1})
+    assert add_baseline(path, "Own", "x", {"ic20": 0.1, "eval_loss": 0.4}).runs[-1].metrics == {
+        "ic20": 0.1, "eval_loss": 0.4}  # the script's own names (a near-miss is not refused)
     tomllib.loads(path.read_text(encoding="utf-8"))
     fresh = add_baseline(tmp_path / "new.toml", "First", "Default", {"sharpe": 0.1})
     assert fresh.runs[0].name == "First"
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[runs]]\nname = "x"\nmetrics = { sharp = 1.0 }\n', encoding="utf-8")
-    with pytest.raises(PresetError, match=r"bad\.toml: runs #1 metrics: unknown metric 'sharp'"):
+    bad.write_text('[[runs]]\nname = "x"\nmetrics = { "sharpe ratio" = 1.0 }\n', encoding="utf-8")
+    with pytest.raises(PresetError, match=r"bad\.toml: runs #1 metrics: metric 'sharpe ratio' is not"):
         load_baselines(bad)
 
 

@@ -20,7 +20,7 @@ from tui.state.run import RunState
 ACTIVE = ("launching", "initializing", "training", "validating")
 STATE_MARKS = {
     "launching": "◌", "initializing": "◔", "training": "●", "validating": "◑",
-    "finished": "✔", "crashed": "✖", "killed": "■",
+    "finished": "✔", "crashed": "✖", "killed": "■", "damaged": "⚠",
 }
 
 
@@ -37,6 +37,7 @@ class RunView:
     manifest: Any = None
     steps: tuple[tuple[float, float], ...] = ()  # (global step, train loss) of the progress lines
     loaded: bool = True  # False: listed from its manifest, the log not read yet (runs screen)
+    notice: str | None = None  # what went wrong around the run (its log, manifest, folder, host): one line
 
     @property
     def active(self) -> bool:
@@ -45,8 +46,15 @@ class RunView:
 
     @property
     def max_epochs(self) -> int | None:
-        """Epochs the run will do (log first, then the preset)."""
+        """Epochs the run will do (log first, then the preset); a run counted in steps: its steps."""
+        if self.state.axis == "step":
+            return self.state.max_steps or (self.preset.max_steps if self.preset else None)
         return self.state.max_epochs or (self.preset.max_epochs if self.preset else None)
+
+    @property
+    def unit(self) -> str:
+        """What the run's timeline counts: `epoch`, or `step` for a run without epochs."""
+        return self.state.axis
 
 
 @dataclass(frozen=True)

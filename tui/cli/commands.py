@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,13 +13,14 @@ from typing import Any
 
 from tui.cli.context import Context
 from tui.cli.follow import follow_run
+from tui.cli.metrics_commands import cmd_metrics
 from tui.cli.preset_commands import cmd_baseline, cmd_presets
 from tui.cli.queue_commands import cmd_queue, enqueue, wake_runner
 from tui.cli.textview import clock, num, render_status, say
-from tui.errors import RunctlError
+from tui.errors import RunctlError, write_error
 from tui.runs import procs
 from tui.runs.launcher import GpusBusy
-from tui.runs.store import TERMINAL, Manifest
+from tui.runs.store import DAMAGED, TERMINAL, Manifest
 from tui.runs.tail import RunTail
 from tui.state.run import RunState
 
@@ -28,6 +31,8 @@ SERVE_HOST, SERVE_PORT = "localhost", 8000  # `runctl tui --serve` defaults (tex
 # ---------------------------------------------------------------------------------- launch
 def cmd_launch(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl launch` (`--queue`: wait in the queue when the GPUs are taken)."""
+    for w in ctx.registry.get(a.preset).warnings:  # said, not refused (a script's own metric name)
+        print(f"runctl: warning: {w}", file=sys.stderr)
     try:
         m = ctx.launcher().launch(a.preset, a.sets, a.envs, name=a.name, autopilot=a.autopilot,
                                   presets_dir=ctx.presets_dir, backend=getattr(a, "backend", None))
@@ -49,8 +54,8 @@ def cmd_launch(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_resume(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl resume`."""
-    m = ctx.launcher().resume(a.run)
+    """`runctl resume` (a damaged checkpoint passed over is said in one line on stderr)."""
+    m = ctx.launcher().resume(a.run, say=lambda text: print(f"runctl: {text}", file=sys.stderr, flush=True))
     _started(m, a.json, "resumed")
     return follow(ctx, m) if a.follow else 0
 
@@ -71,7 +76,7 @@ def _started(m: Manifest, as_json: bool, what: str) -> None:
 
 def follow(ctx: Context, m: Manifest, interval: float = 1.0) -> int:
     """Print the run's progress until its process ends; 0 only if it finished."""
-    preset = ctx.preset(m.preset)
+    preset = ctx.run_preset(m)
     return follow_run(ctx.store, m, lambda st: ctx.judge(preset, st), say,
                       preset.default_horizon if preset is not None else 20, interval, preset=preset)
 
@@ -91,15 +96,24 @@ def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
     st, sharpe, val_loss = ctx.store.listing(m)
     return {
         "run": m.run, "name": m.name, "state": st.state, "pid": m.pid, "log": m.log,
+        "damaged": damaged_json(ctx, m), "log_event": st.log_event,
         "preset": m.preset, "epoch": st.epoch, "max_epochs": st.max_epochs,
         "sharpe": sharpe if sharpe is None or sharpe == sharpe else None,
         "val_loss": val_loss,
         "started_at": m.created_at, "error": st.error, "parent": m.parent,
         "children": list(m.children), "autopilot": bool(m.autopilot),
         "backend": m.backend, "job_id": m.job_id, "gpus": list(m.gpus),
-        "slurm_state": (info.state if (info := ctx.store.job(m)) is not None else None)
+        "slurm_state": (info.state if (info := ctx.store.job(m)) is not None
+                        else "unknown" if m.run in ctx.store.job_errors else None)
         if m.backend == "slurm" else None,
     }
+
+
+def damaged_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
+    """A run whose manifest cannot be read: the file and why (None: not damaged)."""
+    if m is None or m.damaged is None:
+        return None
+    return {"file": str(ctx.store.manifest_path(m.run)), "reason": m.damaged}
 
 
 def cmd_runs(ctx: Context, a: argparse.Namespace) -> int:
@@ -153,13 +167,16 @@ def _target(ctx: Context, a: argparse.Namespace) -> tuple[Manifest | None, Path,
 def _preset_for(ctx: Context, a: argparse.Namespace, m: Manifest | None) -> Any:
     if a.preset_name:
         return ctx.registry.get(a.preset_name)  # named explicitly: unknown is an error
-    return ctx.preset(m.preset if m is not None else None)
+    return ctx.run_preset(m)
 
 
 def status_json(ctx: Context, m: Manifest | None, log: Path, st: RunState, preset: Any) -> dict[str, Any]:
     """RunState.to_json() plus preset, log, verdicts, process and manifest (docs/cli.md)."""
     v = ctx.judge(preset, st) or {}
     out = st.to_json()
+    if preset is not None:  # the run's budget: the log's, else its preset's (after --set)
+        out["max_epochs"] = out["max_epochs"] or preset.max_epochs
+        out["max_steps"] = out["max_steps"] or preset.max_steps
     out.update({
         "preset": preset.name if preset is not None else (m.preset if m else None),
         "log": str(log),
@@ -169,8 +186,21 @@ def status_json(ctx: Context, m: Manifest | None, log: Path, st: RunState, prese
         "process": process_json(m),
         "slurm": slurm_json(ctx, m),
         "manifest": m.to_json() if m is not None else None,
+        "damaged": damaged_json(ctx, m),
+        "resume": resume_json(m, st),
     })
     return out
+
+
+def resume_json(m: Manifest | None, st: RunState) -> dict[str, Any] | None:
+    """What a resume of this run continues from (`from`), or why it would not help (`blocked`),
+    and what the latest resume did (`last`: its checkpoint and note). None without a manifest."""
+    if m is None:
+        return None
+    last = next((h for h in reversed(m.history) if h.get("event") == "resume"), None)
+    return {"from": st.resume_from, "blocked": st.resume_blocked,
+            "last": {"at": last.get("at"), "ckpt": last.get("ckpt"), "note": last.get("note")}
+            if last is not None else None}
 
 
 def process_json(m: Manifest | None) -> dict[str, Any] | None:
@@ -185,6 +215,8 @@ def slurm_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
     info = ctx.store.job(m)
     base = {"job_id": m.job_id, "job_ids": list(m.job_ids), "state": None, "reason": None, "node": None,
             "elapsed": None, "time_limit": None, "restarts": None, "exit_code": None, "source": None}
+    if info is None and m.run in ctx.store.job_errors:  # Slurm did not answer: the log answered alone
+        base |= {"state": "unknown", "reason": ctx.store.job_errors[m.run], "source": "unanswered"}
     return {**base, **(info.to_json() if info is not None else {}), "job_ids": list(m.job_ids)}
 
 
@@ -204,8 +236,9 @@ def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
                     sys.stdout.write("\x1b[H\x1b[2J")
                 say(render_status(st, m.to_json() if m is not None else None, ctx.judge(preset, st),
                                   preset, process_json(m), str(log), slurm_json(ctx, m),
-                                  a.epochs).rstrip("\n"))
-            ended = st.state in TERMINAL or (m is None and st.exit_reason is not None)
+                                  a.epochs, reading=tail.follower.reading).rstrip("\n"))
+            ended = (st.state in TERMINAL or (m is None and st.exit_reason is not None)
+                     or (st.state == DAMAGED and not tail.alive))
             if not a.watch or ended:
                 return 0
             time.sleep(WATCH_EVERY_S)
@@ -231,9 +264,21 @@ def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
     if a.output is None:
         sys.stdout.write(text)
     else:
-        a.output.write_text(text, encoding="utf-8")
+        write_text_atomic(a.output, text)
         say(f"wrote {a.output}")
     return 0
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (temp file + rename); a failure is one line naming it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise write_error(path, e) from None
 
 
 # -------------------------------------------------------------------------------------- tui
@@ -263,7 +308,7 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
 
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
             "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
-            "baseline": cmd_baseline, "queue": cmd_queue}
+            "baseline": cmd_baseline, "queue": cmd_queue, "metrics": cmd_metrics}
 
 
 def dispatch(a: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tui.errors import RunctlError
 from tui.runs.store import RunStore
 from tui.state.run import RunState
 
@@ -44,6 +45,21 @@ class Context:
             return self.registry.get(name)
         except PresetError:
             return None
+
+    def run_preset(self, m: Any) -> Any:
+        """A run's preset as it was launched: its `--set` / `--env` applied (the preset alone when
+        they no longer apply; None if unknown)."""
+        if m is None:
+            return None
+        preset = self.preset(m.preset)
+        if preset is None or not (m.sets or m.envs):
+            return preset
+        from tui.presets.registry import resolve
+
+        try:
+            return resolve(preset, m.sets, m.envs)
+        except RunctlError:
+            return preset
 
     def judge(self, preset: Any, st: RunState) -> dict[str, Any] | None:
         """Verdicts as JSON (None without a preset)."""

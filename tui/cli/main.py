@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from tui.errors import RunctlError
+from tui.errors import RunctlError, write_error
 
 DEFAULT_LOGS = Path("_logs")
 
@@ -130,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--env", dest="envs", action="append", default=[], metavar="NAME=VALUE")
     dp.add_argument("--as", dest="new_name", required=True, metavar="NEW")
 
+    sp = cmd("metrics", "try a preset's metric sources on a recorded log")
+    msub = sp.add_subparsers(dest="mcmd", parser_class=_Parser, required=True)
+    mt = msub.add_parser("test", help="what each line of LOG (default: stdin) gives, read as PRESET's run would")
+    _common(mt, top=False)
+    mt.add_argument("preset")
+    mt.add_argument("log", nargs="?", type=Path, default=None)
+    mt.add_argument("--all", action="store_true", help="every line, also those that give nothing")
+    mt.add_argument("--limit", type=int, default=200, metavar="N",
+                    help="lines with metrics shown (default 200; 0: all)")
+
     sp = cmd("tui", "the Textual app")
     sp.add_argument("run", nargs="?", default=None)
     sp.add_argument("--log", type=Path, default=None, metavar="FILE")
@@ -156,6 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands.dispatch(args)
     except RunctlError as e:
         print(f"runctl: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a write no command wrapped: a full disk is still one line
+        import errno
+
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"runctl: {write_error(e.filename or '(a file)', e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from tui.cli.textview import say
-from tui.errors import RunctlError
+from tui.errors import RunctlError, write_error
 
 if TYPE_CHECKING:
     from tui.cli.context import Context
@@ -43,7 +43,7 @@ def cmd_presets(ctx: Context, a: argparse.Namespace) -> int:
         for c in p.criteria:
             say(f"criterion {c.label}")
         for cp in p.checkpoints:
-            say(f"checkpoint {cp.title} (epoch {cp.epoch}): "
+            say(f"checkpoint {cp.title} ({cp.where}): "
                 + "; ".join(f"{r.verdict}" + (f" if {', '.join(c.describe() for c in r.when)}"
                                               if r.when else "") for r in cp.rules))
         for verdict, act in p.next.items():
@@ -53,9 +53,12 @@ def cmd_presets(ctx: Context, a: argparse.Namespace) -> int:
         bad = 0
         for f in a.files:
             problems = reg.check_file(f)
-            bad += bool(problems)
-            for line in problems or [f"{f}: ok"]:
+            errors = [p for p in problems if not p.startswith("warning: ")]
+            bad += bool(errors)
+            for line in problems if problems else [f"{f}: ok"]:
                 say(line)
+            if problems and not errors:
+                say(f"{f}: ok")
         return 2 if bad else 0
     path = derive(reg, a.name, a.sets, a.envs, a.new_name)
     say(f"wrote {path}")
@@ -78,6 +81,9 @@ def cmd_baseline(ctx: Context, a: argparse.Namespace) -> int:
     name = a.as_name or m.run
     preset = ctx.preset(m.preset)
     config = preset.description if preset is not None else (m.preset or "")
-    add_baseline(path, name, config, metrics, status=a.status, preset=m.preset)
+    try:
+        add_baseline(path, name, config, metrics, status=a.status, preset=m.preset)
+    except OSError as e:  # the table is written whole or not at all (atomic_write)
+        raise write_error(path, e) from None
     say(f"added baseline {name!r} to {path}")
     return 0

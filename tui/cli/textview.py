@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tui.judge.conditions import MARKS, own_metrics, own_value
+from tui.judge.conditions import MARKS, max_epochs_of, own_metrics, own_value
 from tui.presets.preset import LEVELS
-from tui.state.records import PHASES, EpochRecord
+from tui.state.records import EpochRecord
 from tui.state.run import RunState
 
 Say = Callable[[str], None]
@@ -44,10 +44,11 @@ def _scale_min(rec: EpochRecord) -> float | None:
     return min(vals) if vals else None
 
 
-def epoch_line(rec: EpochRecord, n: int | None, horizon: int, own: Sequence[str] = ()) -> str:
+def epoch_line(rec: EpochRecord, n: int | None, horizon: int, own: Sequence[str] = (),
+               axis: str = "epoch") -> str:
     """One line per validated epoch (the `--follow` and timeline form); `own`: metrics of other
     names (a user script's), shown instead of the engine's Sharpe / IC / SCALE when it has none."""
-    line = (f"Epoch {rec.epoch}/{n or '?'}: train_loss={num(rec.train_loss)} "
+    line = (f"{'Step' if axis == 'step' else 'Epoch'} {rec.epoch}/{n or '?'}: train_loss={num(rec.train_loss)} "
             f"val_loss={num(rec.val_loss)}")
     if rec.sharpe is not None or rec.horizons or not own:
         h = rec.horizons.get(horizon)
@@ -59,21 +60,23 @@ def epoch_line(rec: EpochRecord, n: int | None, horizon: int, own: Sequence[str]
 def render_status(
     st: RunState, manifest: dict[str, Any] | None, verdicts: dict[str, Any] | None,
     preset: Any = None, proc: dict[str, Any] | None = None, log: str | None = None,
-    slurm: dict[str, Any] | None = None, epochs: int = 30,
+    slurm: dict[str, Any] | None = None, epochs: int = 30, reading: str | None = None,
 ) -> str:
     """The whole state as plain text: header, phases, timeline (its latest `epochs`; 0: every
-    one), metrics, checkpoints, next."""
+    one), metrics, checkpoints, next. `reading`: the file read when it is not the log path (a
+    log renamed away or deleted under the run: its process's stdout)."""
     m = manifest or {}
-    n = st.max_epochs or (preset.max_epochs if preset is not None else None)
+    n = max_epochs_of(preset, st) if preset is not None else st.budget
     horizon = preset.default_horizon if preset is not None else 20
     out = [f"run      {st.run or '(log only)'}   state {st.state.upper()}"
-           + (f"   epoch {st.epoch or 0}/{n or '?'}" if n or st.epoch else "")]
+           + (f"   {st.axis} {st.epoch or 0}/{n or '?'}" if n or st.epoch is not None else "")]
     if preset is not None:
         out.append(f"preset   {preset.name}" + (f" ({' -> '.join(preset.chain)})"
                                                  if len(preset.chain) > 1 else ""))
     pid = m.get("pid") or st.pid
     if proc:
-        out.append(f"pid      {pid} alive  cpu {proc['cpu_percent']}%  rss {proc['rss_mb']} MB  "
+        trainer = f" (trainer pid {proc['pid']})" if proc.get("pid") not in (None, pid) else ""
+        out.append(f"pid      {pid} alive{trainer}  cpu {proc['cpu_percent']}%  rss {proc['rss_mb']} MB  "
                    f"up {duration(proc['elapsed_s'])}")
     elif pid:
         out.append(f"pid      {pid} " + ("(not running)" if manifest else "(from the log; no manifest)"))
@@ -85,10 +88,15 @@ def render_status(
                    + (f" / limit {slurm['time_limit']}" if slurm.get("time_limit") else "")
                    + (f"  restarts {slurm['restarts']}" if slurm.get("restarts") else "")
                    + (f"  (jobs {', '.join(slurm['job_ids'])})" if len(slurm.get("job_ids") or []) > 1 else ""))
-    out.append(f"log      {log or m.get('log') or '—'}")
+    out.append(f"log      {log or m.get('log') or '—'}" + (f"  [{log_event_text(st.log_event, reading)}]"
+                                                             if st.log_event else ""))
     age = f" ({duration(time.time() - st.last_time)} ago)" if st.last_time else ""
-    out.append(f"started  {clock(st.started_at or m.get('created_at'))}   last line "
+    out.append(f"started  {clock(m.get('created_at') or st.started_at)}   last line "
                f"{clock(st.last_time)}{age}")
+    last = next((h for h in reversed(m.get("history") or []) if h.get("event") == "resume"), None)
+    if last is not None:
+        out.append(f"resumed  {clock(last.get('at'))}" + (f" from {last['ckpt']}" if last.get("ckpt") else "")
+                   + (f" ({last['note']})" if last.get("note") else ""))
     if st.error:
         out.append(f"error    {st.error}")
     if st.exit_reason:
@@ -97,34 +105,63 @@ def render_status(
         out.append(f"chain    parent {m.get('parent') or '—'}  children "
                    f"{', '.join(m.get('children') or []) or '—'}")
     out += ["", "Phases"]
-    for key, label in PHASES:
-        detail = st.phase_details.get(key)
-        out.append(f"  [{'x' if st.phases.get(key) else ' '}] {label}" + (f": {detail}" if detail else ""))
+    for _, label, done, detail in st.checklist():
+        out.append(f"  [{'x' if done else ' '}] {label}" + (f": {detail}" if detail else ""))
     own = own_metrics(preset, st)
     width = {k: max(9, len(k)) for k in own}
-    out += ["", "Epochs", f"  {'epoch':>5} {'train_loss':>10} {'val_loss':>10} {'sharpe':>8} "
-            f"{'IC(h' + str(horizon) + ')':>9} {'SCALE min':>9} {'time':>8}"
-            + "".join(f" {k:>{width[k]}}" for k in own)]
-    shown = st.epochs[-epochs:] if epochs > 0 else st.epochs
-    if len(shown) < len(st.epochs):
-        out.append(f"  ... {len(st.epochs) - len(shown)} earlier epochs (--epochs 0 shows all; "
+    unit = st.axis
+    engine = st.engine_phases or any(r.sharpe is not None or r.horizons for r in st.epochs)
+    out += ["", f"{unit.capitalize()}s", f"  {unit:>5} {'train_loss':>10} {'val_loss':>10} "
+            + (f"{'sharpe':>8} {'IC(h' + str(horizon) + ')':>9} {'SCALE min':>9} " if engine else "")
+            + f"{'time':>8}" + "".join(f" {k:>{width[k]}}" for k in own)]
+    timeline = st.epochs if st.axis == "epoch" else [r for r in st.epochs if r.validated]
+    shown = timeline[-epochs:] if epochs > 0 else timeline
+    if len(shown) < len(timeline):
+        out.append(f"  ... {len(timeline) - len(shown)} earlier {unit}s (--epochs 0 shows all; "
                    f"--json and `runctl report` have them)")
     for r in shown:
         h = r.horizons.get(horizon)
         took = (r.ended_at - r.started_at) if r.ended_at and r.started_at else None
         out.append(f"  {r.epoch:>5} {num(r.train_loss, 6):>10} {num(r.val_loss, 6):>10} "
-                   f"{num(r.sharpe):>8} {num(h.ic if h else None):>9} "
-                   f"{num(_scale_min(r), 2):>9} {duration(took):>8}"
+                   + (f"{num(r.sharpe):>8} {num(h.ic if h else None):>9} {num(_scale_min(r), 2):>9} "
+                      if engine else "")
+                   + f"{duration(took):>8}"
                    + "".join(f" {num(own_value(r, k)):>{width[k]}}" for k in own))
-    if not st.epochs:
-        out.append("  (no epoch yet)")
+    if not shown:
+        out.append(f"  (no {'epoch' if unit == 'epoch' else 'evaluation'} yet)")
     p = st.progress
     if p.step is not None and st.state not in ("finished", "crashed", "killed"):
-        out.append(f"  progress: epoch {p.epoch} step {p.step}/{p.steps or '?'}  "
+        where = f"epoch {p.epoch} " if p.epoch is not None else ""
+        out.append(f"  progress: {where}step {p.step}/{p.steps or '?'}  "
                    f"{num(p.steps_per_s, 2)} steps/s  eta {duration(p.eta_s)}  loss {num(p.loss)}")
+    latest = _off_timeline(st, own)
+    if latest:
+        out += ["", "Latest", *latest]
     if verdicts:
         out += _verdict_lines(verdicts)
     return "\n".join(out) + "\n"
+
+
+def _off_timeline(st: RunState, own: Sequence[str]) -> list[str]:
+    """The latest value of each metric the timeline does not show (per-step numbers, files' scalars
+    off the timeline), at most 12, by name."""
+    on = set(own) | {"train_loss", "val_loss", "sharpe"}
+    rows = [(k, x) for k, x in sorted(st.latest.items()) if k not in on]
+    out = []
+    for k, x in rows[:12]:
+        where = f"step {x.step}" if x.step is not None else f"epoch {x.epoch}" if x.epoch is not None else ""
+        out.append(f"  {k:<24} {num(x.value):>10}  {where}".rstrip())
+    if len(rows) > 12:
+        out.append(f"  ... {len(rows) - 12} more (--json has them)")
+    return out
+
+
+def log_event_text(event: str | None, reading: str | None = None) -> str:
+    """What happened to a run's log, for the status header."""
+    where = f"; reading {reading}, which the run writes" if reading else ""
+    return {"truncated": "the log was truncated; the epochs read before are kept",
+            "rotated": f"the log was renamed away (rotated){where}",
+            "deleted": f"the log was deleted{where}"}.get(event or "", event or "")
 
 
 def _verdict_lines(v: dict[str, Any]) -> list[str]:
@@ -141,7 +178,7 @@ def _verdict_lines(v: dict[str, Any]) -> list[str]:
     for c in v.get("checkpoints", []):
         mark = LEVELS.get(c.get("level") or "", "⏳" if c["status"] == "pending" else "➖")
         what = f"{c['verdict']}: {c['say']}" if c["status"] == "decided" else c["status"]
-        out.append(f"  {mark} {c['title']} (epoch {c['epoch'] or '?'}): {what}")
+        out.append(f"  {mark} {c['title']} ({c.get('axis', 'epoch')} {c['epoch'] if c['epoch'] is not None else '?'}): {what}")
     r = v.get("recommendation") or {}
     out += ["", f"Recommendation: {r.get('action', '—')}"
             + (f" {r['preset']}" if r.get("preset") else "") + f" — {r.get('why', '')}"]
@@ -182,13 +219,15 @@ class ProgressPrinter:
             if r.epoch not in self._started and r.started_at is not None:
                 self._started.add(r.epoch)
                 lr = f" (lr {r.lr:.6f})" if r.lr is not None else ""
-                self.say(f"Epoch {r.epoch}/{st.max_epochs or '?'} started{lr}")
+                self.say(f"{st.axis.capitalize()} {r.epoch}/{st.budget or '?'} started{lr}")
             later = i < len(epochs) - 1
+            if st.axis == "step" and not r.validated:
+                continue
             done = r.validated and (r.sharpe is not None or r.metrics_final or later
                                     or st.state in ("finished", "crashed", "killed"))
             if done and r.epoch not in self._reported:
                 self._reported.add(r.epoch)
-                self.say(epoch_line(r, st.max_epochs, self.horizon, own_metrics(self.preset, st)))
+                self.say(epoch_line(r, st.budget, self.horizon, own_metrics(self.preset, st), st.axis))
         for i in range(first, len(epochs)):
             if epochs[i].epoch not in self._reported:
                 break
@@ -199,7 +238,8 @@ class ProgressPrinter:
         if (p.step and st.state == "training" and where != self._last_where
                 and now - self._last_progress >= self.progress_every_s):
             self._last_progress, self._last_where = now, where
-            self.say(f"  step {p.step}/{p.steps or '?'} of epoch {p.epoch}  loss {num(p.loss)}  "
+            of = f" of epoch {p.epoch}" if p.epoch is not None else ""
+            self.say(f"  step {p.step}/{p.steps or '?'}{of}  loss {num(p.loss)}  "
                      f"eta {duration(p.eta_s)}")
         for c in (verdicts or {}).get("checkpoints", []):
             if c["status"] == "decided" and c["title"] not in self._decided:
@@ -211,7 +251,8 @@ class ProgressPrinter:
         """The closing lines."""
         done = len(self._reported)
         tail = f" ({st.error})" if st.error else ""
-        self.say(f"run {st.run} {st.state}: {done} epoch(s) validated{tail}")
+        what = "evaluation(s)" if st.axis == "step" else "epoch(s) validated"
+        self.say(f"run {st.run} {st.state}: {done} {what}{tail}")
         r = (verdicts or {}).get("recommendation")
         if r:
             self.say(f"next: {r['action']}" + (f" {r['preset']}" if r.get("preset") else "")

@@ -73,6 +73,38 @@ def condition_holds(rec: EpochRecord, cond: Condition) -> bool | None:
     return all(cond.holds(v) for v in values) if values else None
 
 
+def latest_values(state: RunState, recs: list[EpochRecord], metric: str,
+                  horizon: int | str | None) -> list[float]:
+    """A metric's values at its latest evaluation: for the built-in metrics, the latest validated
+    epoch (a nan there is not measured, not replaced by an older value); for a metric of another
+    name, the latest validated point that carries it, else its latest value from any source (a
+    per-step train loss, a TensorBoard scalar not on the timeline, a tqdm postfix)."""
+    if metric in METRICS:
+        return metric_values(recs[-1], metric, horizon) if recs else []
+    for rec in reversed(recs):
+        if metric in rec.metrics:
+            v = finite_or_none(rec.metrics[metric])
+            return [] if v is None else [v]
+    x = state.latest.get(metric)
+    if x is None:
+        post = dict(state.progress.postfix)
+        v = finite_or_none(post.get(metric)) if metric in post else None
+    else:
+        v = finite_or_none(x.value)
+    return [] if v is None else [v]
+
+
+def latest_value(state: RunState, recs: list[EpochRecord], cond: Condition) -> float | None:
+    """The value a criterion is judged on: its metric at its latest evaluation."""
+    return worst(latest_values(state, recs, cond.metric, cond.horizon), cond.metric, cond.op)
+
+
+def latest_holds(state: RunState, recs: list[EpochRecord], cond: Condition) -> bool | None:
+    """Whether a criterion holds at its metric's latest evaluation (None: not measured yet)."""
+    values = latest_values(state, recs, cond.metric, cond.horizon)
+    return all(cond.holds(v) for v in values) if values else None
+
+
 def validated(state: RunState) -> list[EpochRecord]:
     """Validated epochs, oldest first."""
     return [r for r in state.epochs if r.validated]
@@ -93,8 +125,27 @@ def own_value(rec: EpochRecord, name: str) -> float | None:
 
 
 def max_epochs_of(preset: Preset, state: RunState) -> int | None:
-    """The run's epoch budget: from the log if known, else the preset."""
+    """The run's budget on its axis: epochs (from the log if known, else the preset), or steps for
+    a run counted in steps."""
+    if state.axis == "step":
+        return state.max_steps or preset.max_steps
     return state.max_epochs or preset.max_epochs
+
+
+def checkpoint_record(state: RunState, axis: str, at: int | None) -> EpochRecord | None:
+    """The point a critical checkpoint is decided at: the epoch `at`; for `step = N`, the first
+    evaluation at or after step N (the run's timeline, or an epoch whose step is known)."""
+    if at is None:
+        return None
+    if axis == "epoch":
+        if state.axis == "step":
+            return None
+        return next((r for r in state.epochs if r.epoch == at), None)
+    for r in state.epochs:
+        step = r.step if r.step is not None else r.epoch if state.axis == "step" else None
+        if r.validated and step is not None and step >= at:
+            return r
+    return None
 
 
 def own_metrics(preset: Preset | None, state: RunState, limit: int = 4) -> list[str]:
@@ -109,9 +160,23 @@ def own_metrics(preset: Preset | None, state: RunState, limit: int = 4) -> list[
     if any(r.horizons or r.sharpe is not None for r in state.epochs):
         return list(names)[:limit]  # the engine's own run: its columns are the built-in ones
     logged = sorted({k for r in state.epochs for k in r.metrics} - set(METRICS) - set(names)
-                    - {"train/total_loss", "val/loss", "sharpe_ann"})
-    names.update((k, None) for k in logged if not k.startswith(("ic_h", "rank_ic_h", "scale_h")))
+                    - {"train/total_loss", "val/loss", "sharpe_ann"}, key=_column_order)
+    names.update((k, None) for k in logged if not k.startswith(("ic_h", "rank_ic_h", "scale_h"))
+                 and not _BOOKKEEPING.search(k))
     return list(names)[:limit]
+
+
+# Names a script logs about its own running, not its model (the HF Trainer's `eval_runtime`,
+# `train_samples_per_second`): never a timeline column of their own.
+_BOOKKEEPING = re.compile(r"(?:runtime|_per_second|_flos|^epoch$|^step$|grad_norm|learning_rate|^lr$)",
+                          re.IGNORECASE)
+
+
+def _column_order(name: str) -> tuple[int, str]:
+    """Evaluation metrics first (`val_acc`, `eval_loss`), then losses, then the rest, by name."""
+    low = name.lower()
+    evaluation = any(w in low for w in ("val", "eval", "test"))
+    return (0 if evaluation else 1 if "loss" in low or "acc" in low else 2, name)
 
 
 def summary_metrics(state: RunState) -> dict[str, float]:

@@ -30,6 +30,6 @@ def evaluate(preset: Preset, state: RunState, baselines: Baselines | None) -> Ve
     recs = validated(state)
     crit = criteria_results(preset, state, recs)
     cps = checkpoint_results(preset, state)
-    return Verdicts(baseline=baseline, table=table_rows(preset, recs, baseline), criteria=tuple(crit),
+    return Verdicts(baseline=baseline, table=table_rows(preset, state, recs, baseline), criteria=tuple(crit),
                     checkpoints=tuple(cps), recommendation=recommend(preset, state, cps, crit),
                     variance_collapse=variance_collapse(state))

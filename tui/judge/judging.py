@@ -15,9 +15,13 @@ from tui.judge.conditions import (
     TERMINAL,
     TREND_TOLERANCE,
     UNMET,
+    checkpoint_record,
     condition_holds,
     condition_value,
     epoch_complete,
+    latest_holds,
+    latest_value,
+    latest_values,
     lower_is_better,
     max_epochs_of,
     metric_values,
@@ -58,20 +62,20 @@ def _better(metric: str, a: float, b: float) -> bool:
     return a < b - tol if lower_is_better(metric) else a > b + tol
 
 
-def _row(metric: str, horizon: int | str | None, cond: Condition | None,
+def _row(metric: str, horizon: int | str | None, cond: Condition | None, state: RunState,
          recs: list[EpochRecord], baseline: Baseline | None) -> Row:
     key = metric_key(metric, horizon)
     series = [v for r in recs if (v := worst(metric_values(r, metric, horizon), metric,
                                               cond.op if cond else None)) is not None]
     base = finite_or_none(baseline.metrics.get(key)) if baseline else None
-    current = None
-    if recs:
-        current = worst(metric_values(recs[-1], metric, horizon), metric, cond.op if cond else None)
+    current = worst(latest_values(state, recs, metric, horizon), metric, cond.op if cond else None)
+    if not series and current is not None:
+        series = [current]  # a metric off the timeline: its latest value is all there is
     best = (min(series) if lower_is_better(metric) else max(series)) if series else None
     target = cond.describe().removeprefix(metric_label(metric, horizon)).strip() if cond else None
     if current is None:
         status = "⏳"
-    elif cond is not None and condition_holds(recs[-1], cond):
+    elif cond is not None and latest_holds(state, recs, cond):
         status = "✅"
     elif base is not None and _better(metric, current, base):
         status = "⚠️" if cond is not None else "✅"
@@ -83,9 +87,11 @@ def _row(metric: str, horizon: int | str | None, cond: Condition | None,
                current=current, best=best, trend=_trend(series), status=status)
 
 
-def table_rows(preset: Preset, recs: list[EpochRecord], baseline: Baseline | None) -> tuple[Row, ...]:
-    """The metric table: one row per criterion metric, then per baseline metric."""
-    return tuple(_row(m, h, c, recs, baseline) for m, h, c in _row_specs(preset, baseline))
+def table_rows(preset: Preset, state: RunState, recs: list[EpochRecord],
+               baseline: Baseline | None) -> tuple[Row, ...]:
+    """The metric table: one row per criterion metric, then per baseline metric; each row's
+    current value is its metric's latest evaluation (a per-step metric's latest value)."""
+    return tuple(_row(m, h, c, state, recs, baseline) for m, h, c in _row_specs(preset, baseline))
 
 
 def criteria_results(preset: Preset, state: RunState, recs: list[EpochRecord]) -> list[CriterionResult]:
@@ -98,8 +104,8 @@ def criteria_results(preset: Preset, state: RunState, recs: list[EpochRecord]) -
                       else PENDING)
             out.append(CriterionResult(c.label, status, float(done)))
             continue
-        holds = condition_holds(recs[-1], c.condition) if recs else None
-        value = condition_value(recs[-1], c.condition) if recs else None
+        holds = latest_holds(state, recs, c.condition)
+        value = latest_value(state, recs, c.condition)
         status = PENDING if holds is None else MET if holds else UNMET
         out.append(CriterionResult(c.label, status, value))
     return out
@@ -109,14 +115,20 @@ def checkpoint_results(preset: Preset, state: RunState) -> list[CheckpointResult
     """Each critical checkpoint: its first rule whose conditions all hold at that epoch decides."""
     out = []
     n = max_epochs_of(preset, state)
-    by_epoch = {r.epoch: r for r in state.epochs}
+    by_epoch = {r.epoch: r for r in state.epochs} if state.axis == "epoch" else {}
     for cp in preset.checkpoints:
-        k = cp.at(n)
-        rec = by_epoch.get(k) if k is not None else None
+        budget = n if cp.axis == state.axis else state.max_steps or preset.max_steps \
+            if cp.axis == "step" else state.max_epochs or preset.max_epochs
+        k = cp.at(budget)
+        if cp.axis == "epoch":
+            rec = by_epoch.get(k) if k is not None else None
+        else:
+            rec = checkpoint_record(state, "step", k)
         conds = {metric_label(c.metric, c.horizon): c for r in cp.rules for c in r.when}
-        common: dict[str, Any] = {"title": cp.title, "epoch": k, "look_for": cp.look_for}
+        common: dict[str, Any] = {"title": cp.title, "epoch": k, "look_for": cp.look_for, "axis": cp.axis}
         if rec is None or not epoch_complete(state, rec):
-            ended = state.state in TERMINAL or (n is not None and k is not None and k > n)
+            ended = state.state in TERMINAL or (cp.axis == state.axis and budget is not None
+                                                and k is not None and k > budget)
             out.append(CheckpointResult(status="not_reached" if ended else "pending", **common))
             continue
         values = tuple((label, condition_value(rec, c)) for label, c in conds.items())

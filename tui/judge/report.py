@@ -14,7 +14,6 @@ from tui.judge.conditions import TERMINAL, epoch_complete, max_epochs_of
 from tui.judge.results import Verdicts
 from tui.presets.baselines import Baselines
 from tui.presets.preset import METRICS, Preset, PresetError, split_metric_key, value_text
-from tui.state.records import PHASES
 from tui.state.run import RunState
 
 TREND = {"up": "↗ up", "down": "↘ down", "flat": "→ flat", None: "—"}
@@ -55,7 +54,7 @@ def _status_line(state: RunState, n: int | None) -> str:
     if state.state == "launching":
         return "⏳ **LAUNCHING**"
     if state.state == "initializing":
-        todo = [label for key, label in PHASES if not state.phases.get(key)]
+        todo = [label for _, label, done, _ in state.checklist() if not done]
         return f"✅ **ACTIVE** - Initializing ({'waiting for: ' + todo[0] if todo else 'almost ready'})"
     if state.state in ("training", "validating"):
         return f"✅ **ACTIVE** - {state.state.capitalize()} {ep}"
@@ -92,9 +91,8 @@ def _objective(preset: Preset, v: Verdicts) -> list[str]:
 
 def _current(state: RunState, v: Verdicts, n: int | None, now: float) -> list[str]:
     lines = [f"## 📊 Current Status ({_hm(now)})", "", "**Initialization Phase**:"]
-    for key, label in PHASES:
-        detail = state.phase_details.get(key)
-        lines.append(f"- {'✅' if state.phases.get(key) else '⏳'} {label}{': ' + detail if detail else ''}")
+    for _, label, ok, detail in state.checklist():
+        lines.append(f"- {'✅' if ok else '⏳'} {label}{': ' + detail if detail else ''}")
     done = sum(1 for r in state.epochs if epoch_complete(state, r))
     lines.append("")
     if n:
@@ -212,7 +210,7 @@ def _checkpoints(v: Verdicts, preset: Preset) -> list[str]:
     lines = ["## 🚨 Critical Checkpoints"]
     rules = {cp.title: cp.rules for cp in preset.checkpoints}
     for c in v.checkpoints:
-        lines += ["", f"### {c.title} (epoch {c.epoch or '?'})"]
+        lines += ["", f"### {c.title} ({c.where})"]
         if c.look_for:
             lines += ["", "**Look for**:"] + [f"- {x}" for x in c.look_for]
         lines += ["", "**Decision**:"]
@@ -287,7 +285,7 @@ def _next(v: Verdicts, preset: Preset) -> list[str]:
 
 def _next_checkpoint(v: Verdicts) -> str:
     pending = [c for c in v.checkpoints if c.status == "pending"]
-    return f"{pending[0].title} (epoch {pending[0].epoch})" if pending else "none left"
+    return f"{pending[0].title} ({pending[0].where})" if pending else "none left"
 
 
 def render_report(

@@ -56,6 +56,12 @@ class CheckpointResult:
     level: str | None = None
     values: tuple[tuple[str, float | None], ...] = ()  # (metric label, value at that epoch)
     look_for: tuple[str, ...] = ()
+    axis: str = "epoch"  # `epoch` holds a step for a checkpoint at `step = N`
+
+    @property
+    def where(self) -> str:
+        """`epoch 5`, `step 250` (`epoch ?` while the budget is unknown)."""
+        return f"{self.axis} {self.epoch if self.epoch is not None else '?'}"
 
     @property
     def mark(self) -> str:
@@ -117,7 +123,8 @@ class Verdicts:
             "criteria": [{"label": c.label, "status": c.status, "value": finite_or_none(c.value)}
                          for c in self.criteria],
             "checkpoints": [{
-                "title": c.title, "epoch": c.epoch, "status": c.status, "verdict": c.verdict,
+                "title": c.title, "epoch": c.epoch, "axis": c.axis, "status": c.status,
+                "verdict": c.verdict,
                 "say": c.say, "level": c.level,
                 "values": {k: finite_or_none(v) for k, v in c.values},
             } for c in self.checkpoints],

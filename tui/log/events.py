@@ -73,6 +73,7 @@ class Progress(Event):
     eta_s: float | None
     loss: float | None
     source: str = "engine"
+    postfix: tuple[tuple[str, float | None], ...] = ()  # a tqdm bar's `name=value` postfix
 
 
 @dataclass(slots=True)
@@ -156,6 +157,31 @@ class Metrics(Event):
     values: tuple[tuple[str, float | None], ...]
     source: str = "log"
     final: bool = True
+
+
+@dataclass(slots=True)
+class Scalars(Event):
+    """Named numbers a script wrote at one point of its run, read by a metric source other than the
+    runctl stream (tui.log.sources): a stdout line (`step 250: train loss 2.41, val loss 2.57`), a
+    printed dict (the HF Trainer's), a tqdm postfix, an explicit preset pattern, a TensorBoard event
+    file, a JSON-lines file, an HF `trainer_state.json`.
+
+    `step`: the script's own step counter (as it counts: nanoGPT's `iter_num`, the HF global step,
+    a SummaryWriter's `global_step`); `epoch`: 1-based (a 0-based epoch is made 1-based by the source;
+    an HF fractional epoch 0.5 is epoch 1); either or both may be None. `source`: the source's name
+    (its rank in `tui.log.sources.SOURCES` decides a name two sources carry). `kind`: "eval" (an
+    evaluation: a point of the run's timeline), "train" (per-step numbers: only the latest of each
+    is kept), or "auto" (told from the names: any `val`/`eval`/`test` name makes it an evaluation).
+    """
+
+    values: tuple[tuple[str, float | None], ...]
+    step: int | None = None
+    epoch: int | None = None
+    source: str = "stdout"
+    kind: str = "auto"
+    epochs: int | None = None  # the M of a printed `epoch N/M` (the run's epoch budget)
+    steps: int | None = None  # the M of a printed `step N/M`
+    printed: bool = False  # `epoch` as the script printed it (0- or 1-based: the run's first says)
 
 
 @dataclass(slots=True)
@@ -313,4 +339,7 @@ class HotRun(Event):
 
 @dataclass(slots=True)
 class Reset(Event):
-    """The file was truncated: start again from a fresh state."""
+    """The log file changed under its reader (`kind`: truncated, rotated, deleted; tui.log.tail):
+    what was read before it stays in the state, the change is recorded (`log_event`)."""
+
+    kind: str = "truncated"

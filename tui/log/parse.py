@@ -10,6 +10,7 @@ regex table `tui.log.recognise`, the event types `tui.log.events`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from tui.log.events import (
     Activity,
@@ -99,8 +100,18 @@ class LineParser:
         return lv, ev
 
 
-def parse_lines(lines: Iterable[str], parser: LineParser | None = None) -> list[Event]:
-    """The plain line loop: every line's event plus one closing Activity (the reference reader)."""
+class Others(Protocol):
+    """The line sources beyond the prefixed formats, as the line loop asks them (tui.log.scan)."""
+
+    def other_event(self, line: str, level: str | None, ev: Event | None) -> Event | None:
+        """The event of a line the prefixed formats made `ev` of (kept when not None)."""
+        ...
+
+
+def parse_lines(lines: Iterable[str], parser: LineParser | None = None,
+                others: Others | None = None) -> list[Event]:
+    """The plain line loop: every line's event plus one closing Activity (the reference reader).
+    With `others`, a line the prefixed formats leave may make another source's event."""
     parser = parser or LineParser()
     out: list[Event] = []
     n = warnings = errors = 0
@@ -109,6 +120,8 @@ def parse_lines(lines: Iterable[str], parser: LineParser | None = None) -> list[
     for line in lines:
         n += 1
         lv, ev = parser.feed(line)
+        if others is not None:
+            ev = others.other_event(line, lv, ev)
         if lv is not None:
             if lv == "WARNING":
                 warnings += 1

@@ -76,6 +76,7 @@ _TQDM_RE = re.compile(
     r"Epoch (\d+):\s+(?:(\d+)%\|[^|]*\|\s*(\d+)/(\d+)|(\d+)it)\s+\[([\d:]+)(?:<([\d:?]+))?,\s+"
     r"(?:([\d.]+)(s/it|it/s)|\?it/s)(?:, loss=([^\],\s]+))?"
 )
+_POSTFIX_RE = re.compile(r"([A-Za-z_][\w./-]*)=([^,\s\]]+)")  # a tqdm postfix's `name=value`
 _EMOJI_RE = re.compile(r"[^\x00-\x7f]+\s*")
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -288,5 +289,8 @@ def tqdm_progress(text: str, t: float | None = None, level: str | None = None) -
     rate = num(x.group(8))
     if rate is not None and x.group(9) == "s/it":
         rate = 1.0 / rate if rate > 0 else None
+    end = text.find("]", x.start(6))
+    post = tuple((k, num(v)) for k, v in _POSTFIX_RE.findall(text, x.start(6), end if end >= 0 else len(text))
+                 if k != "v_num")  # Lightning's logger version, not a metric
     return Progress(int(x.group(1)), None, step, to_int(x.group(4)), rate, hms_seconds(x.group(7)),
-                    num(x.group(10)), "tqdm", t=t, level=level)
+                    num(x.group(10)), "tqdm", postfix=post, t=t, level=level)

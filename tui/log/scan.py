@@ -22,6 +22,7 @@ anywhere counts the same.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -38,6 +39,8 @@ from tui.log.parse import (
 )
 from tui.log.prefix import line_time, split_prefix
 from tui.log.recognise import TRACEBACK
+from tui.log.sources import LINE_SOURCES, LineSet, ends_bare
+from tui.log.sources.values import is_evaluation
 
 Matches = tuple[list[tuple[int, int, int]], int, int, int, int]  # see py_matches
 
@@ -53,16 +56,31 @@ try:  # the compiled prefilter (tui/log/_scanc.c, built by `pip install`); the r
 except ImportError:  # pragma: no cover - a build without a C compiler
     c_matches = c_prefix = c_hot_matches = c_blocks = None
 
-# Message starts that can make an event, factored by first byte (sre tries branches in order). A
-# `[tag]` of up to 20 characters (str `\w`, unicode) is up to 80 bytes of word or non-ASCII bytes.
-_STARTS = (
-    rb"[\x80-\xff]|\[(?:exit|error|signal|epoch-end|metrics|data-filter|GRAD-MONITOR|[\w\x80-\xff]{1,80}+\] (?:Epoch |Validation loss))"
-    rb"|E(?:poch \d)|S(?:harpe: |tarting )|V(?:al [mM]etrics)|t(?:rain/total_loss: )|v(?:al/loss: )"
-    rb"|L(?:earning rate: |ow prediction variance)|B(?:est (?:validation loss|model saved))"
-    rb"|C(?:heckpoint saved: |reating data loaders)|A(?:chieved Sharpe)|G(?:PU: )|U(?:sing device: )"
-    rb"|F(?:ound |itting OnlineRobustScaler)|O(?:nlineRobustScaler fitted)|I(?:terable datasets ready)"
-    rb"|D(?:ata loaders created)|r(?:unctl (?:engine|callback) )|=(?:== Training Complete)"
-)
+
+
+def factor(alternatives: tuple[bytes, ...]) -> bytes:
+    """Regex alternatives -> one alternation factored by first atom (a byte, an escaped byte or a
+    character class), in first-seen order: sre tries a factored alternation's branches by their
+    first byte instead of one by one."""
+    groups: dict[bytes, list[bytes]] = {}
+    for alt in alternatives:
+        if alt.startswith(b"\\"):
+            n = 2
+        elif alt.startswith(b"["):
+            n = alt.index(b"]") + 1
+        else:
+            n = 1
+        groups.setdefault(alt[:n], []).append(alt[n:])
+    out = []
+    for head, rests in groups.items():
+        rest = b"|".join(r for r in rests if r)
+        out.append(head + (b"(?:" + rest + b")" if rest else b""))
+    return b"|".join(out)
+
+
+# Message starts that can make an event, as the prefixed formats declare them (their source
+# modules' STARTS; tui/log/_scanc.c has the same list compiled, tests/test_scanc.py checks it).
+_STARTS = factor(tuple(s for src in LINE_SOURCES if src.prefixed for s in src.starts))
 _WS = rb"[ \t\x0b\x0c]*+"
 # Matches right after a prefix's " - ": `cont` an empty message continued on the next line; `gs`
 # grad stats (coalesced: the last one); `lowv` a Hydra low-variance warning (coalesced per horizon:
@@ -95,6 +113,14 @@ _PROGRESS_WINDOW = 1 << 16  # the last Progress is looked for in growing windows
 CONT, GS, LOWV, EV = range(4)  # the match codes of `py_matches` / `c_matches`
 _CODES = {"cont": CONT, "gs": GS, "lowv": LOWV, "ev": EV}
 _HORIZON_RE = re.compile(rb"\d+")
+# The bare sources' line templates (RegionScanner._bare_picks): every digit a `#`; a letter or `_`
+# right before one may be a name's digit (`top1`, `ic_h20`).
+_DIGITS = bytes.maketrans(b"0123456789", b"##########")
+_NAME_DIGIT = re.compile(rb"[A-Za-z_]#")
+# Where a line may have a time (tui.log.prefix.line_time): a Hydra prefix's `[time][` anywhere in it,
+# or the wrapper's `time - ` (found from its `,mmm - `); both start on a literal byte, so a log of
+# plain prints is searched at C speed.
+_STAMPS = (re.compile(rb"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\]\["), re.compile(rb",\d{3} - "))
 _LOWV_H = len(b" - Low prediction variance for horizon ")
 
 
@@ -148,11 +174,24 @@ def _line_at(buf: Bytes, pos: int) -> tuple[int, int]:
 class RegionScanner:
     """Whole lines -> events, fast (prefilter) or plain (every line); keeps the cross-line context."""
 
-    def __init__(self, fast: bool = True) -> None:
+    def __init__(self, fast: bool = True, lines: LineSet | None = None) -> None:
         self.fast = fast
         self.bulk_warnings = False  # count Hydra WARNING lines with bytes.count (many of them)
         self.seen_time = False
         self.parser = LineParser()  # in_traceback / cont shared by both paths
+        self.lines = lines if lines is not None and lines.active else None  # other line sources
+        self.bare_on = lines is not None and lines.bare_on  # they read unprefixed lines (yet)
+
+    def other_event(self, line: str, level: str | None, ev: evt.Event | None) -> evt.Event | None:
+        """The plain loop's question (tui.log.parse.Others): a line's event from the other line
+        sources when the prefixed formats made none; a `Start` ends the unprefixed ones."""
+        if self.lines is None:
+            return ev
+        if ev is not None:
+            if self.bare_on and ends_bare(ev):
+                self.bare_on = False
+            return ev
+        return self.lines.event(line, self.bare_on and level is None)
 
     def scan(self, seg: Segment) -> list[evt.Event]:
         """Events of the segment's lines, in line order, closed by one Activity."""
@@ -162,7 +201,8 @@ class RegionScanner:
         return self._scan_fast(buf, start, end) if self.fast else self._scan_plain(buf, start, end)
 
     def _scan_plain(self, buf: Bytes, start: int, end: int) -> list[evt.Event]:
-        events = parse_lines(_decode(buf[start : end - 1]).split("\n"), self.parser)
+        events = parse_lines(_decode(buf[start : end - 1]).split("\n"), self.parser,
+                             self if self.lines is not None else None)
         act = events[-1]
         assert isinstance(act, evt.Activity)
         if self.seen_time:
@@ -243,6 +283,8 @@ class RegionScanner:
         self._last_warning(buf, start, end, last_w, bulk, found, levels)
         self._last_progress(buf, start, end, found)
         self._tracebacks(buf, start, end, found)
+        if self.lines is not None and (self.bare_on or self.lines.any_find is not None):
+            self._others(buf, start, end, found)
         self.parser.cont = None
         if buf.endswith(b" - ", start, end - 1):  # the last line's message may be on the next
             ls = buf.rfind(b"\n", start, end - 1) + 1 or start
@@ -266,6 +308,103 @@ class RegionScanner:
         events.append(evt.Activity(lines, warnings, errors, self._first_time(buf, start, end),
                                    t=self._last_time(buf, start, end)))
         return events
+
+    def _others(self, buf: Bytes, start: int, end: int, found: dict[int, evt.Event]) -> None:
+        """The other line sources' events (tui.log.sources.LineSet): the lines their prefilters
+        pick (the bare ones only before the log's first `Start`, and only lines with no prefix)
+        that the prefixed formats make no event of; then only the last Progress of the segment
+        is kept, as the prefixed formats' are."""
+        lines = self.lines
+        assert lines is not None
+        cut = end
+        if self.bare_on:
+            starts = [ls for ls, ev in found.items() if ends_bare(ev)]
+            if starts:
+                cut = min(starts)
+        picked: dict[int, int] = {}
+        if self.bare_on and lines.bare_find is not None and cut > start:
+            self._bare_picks(buf, start, cut, found, picked)
+        find = lines.any_find
+        pos = start
+        while find is not None and pos < end:
+            m = find.search(buf, pos, end)
+            if m is None:
+                break
+            ls = buf.rfind(b"\n", 0, m.start()) + 1
+            le = buf.find(b"\n", m.start())
+            picked[max(ls, start)] = le
+            pos = le + 1
+        progress = any(type(ev) is evt.Progress for ev in found.values())
+        for ls in sorted(picked):
+            if ls in found:
+                continue
+            le = picked[ls]
+            lv, ev = parse_at(buf, ls, le)
+            if ev is not None:
+                continue
+            ev = lines.event(_decode(buf[ls:le]), self.bare_on and ls < cut and lv is None)
+            if ev is not None:
+                found[ls] = ev
+                progress = progress or type(ev) is evt.Progress
+        if progress:
+            last = max((ls for ls, ev in found.items() if type(ev) is evt.Progress), default=-1)
+            for ls in [ls for ls, ev in found.items() if type(ev) is evt.Progress and ls != last]:
+                del found[ls]
+        if cut < end:
+            self.bare_on = False
+
+    def _bare_picks(self, buf: Bytes, lo: int, hi: int, found: dict[int, evt.Event],
+                    picked: dict[int, int]) -> None:
+        """The unprefixed lines of buf[lo:hi] the bare sources must read, by template: lines that
+        differ only in their numbers (`iter 10: loss 3.9012, ...`, `iter 20: ...`) read alike, so
+        one line of each template says what its lines give. A template of per-step numbers (a
+        Scalars at a step, no epoch, no evaluation: only each metric's latest value and the latest
+        step are kept) or of progress bars needs only its first and last lines (what the fold takes
+        from the first: the source, the lifecycle; from the last: the values, the step, the
+        progress); any other (evaluations, epochs, values with no position) every line, and so
+        does a template whose names may hold digits (a letter before a digit). A log of a million
+        `iter` lines is a few C-level passes per read instead of a parse per line."""
+        lines = self.lines
+        assert lines is not None and lines.bare_find is not None
+        seg = bytes(buf[lo:hi]).translate(_DIGITS)  # each digit a `#`: same length, same shape
+        norm = seg.split(b"\n")  # seg ends with a newline: a last empty piece
+        n = len(norm) - 1
+        last = dict(zip(norm, range(n + 1), strict=True))
+        first = dict(zip(reversed(norm), range(n, -1, -1), strict=True))
+        cum = list(itertools.accumulate(map(len, norm), initial=0))  # line i starts at lo + cum[i] + i
+        every: list[bytes] = []
+        for t, i in last.items():
+            if i >= n:
+                continue
+            ls = lo + cum[i] + i
+            le = ls + len(t)
+            if not lines.bare_find.search(buf, ls, le):
+                continue
+            if ls in found or _NAME_DIGIT.search(t):
+                every.append(t)  # a line another reader took, or names with digits (`top1`, `top5`
+                continue  # read alike): look at each of them
+            lv, ev = parse_at(buf, ls, le)
+            if ev is not None or lv is not None:
+                continue  # the prefixed formats' (a bar of theirs, a traceback), or a logged line
+            ev = lines.event(_decode(buf[ls:le]), True)
+            if ev is None:
+                continue
+            if type(ev) is evt.Progress or (type(ev) is evt.Scalars and ev.step is not None
+                                            and ev.epoch is None and not is_evaluation(ev)):
+                j = first[t]
+                js = lo + cum[j] + j
+                picked[js] = js + len(t)
+                picked[ls] = le
+            else:
+                every.append(t)
+        if every:  # their lines, found in the translated bytes (whose offsets are the log's)
+            whole = b"\n" + seg  # every line between two newlines
+            for t in every:
+                needle = b"\n" + t + b"\n"
+                pos = whole.find(needle)
+                while pos >= 0:
+                    picked[lo + pos] = lo + pos + len(t)
+                    pos = whole.find(needle, pos + len(t) + 1)
 
     def _continuations(self, buf: Bytes, start: int, conts: list[int], found: dict[int, evt.Event],
                        levels: dict[int, str | None]) -> None:
@@ -361,12 +500,16 @@ class RegionScanner:
         return True
 
     def _first_time(self, buf: Bytes, start: int, end: int) -> float | None:
+        """The first line time of the log (once): the lines with a timestamp in them, in order."""
         if self.seen_time:
             return None
         pos = start
         while pos < end:
-            e = buf.find(b"\n", pos)
-            t = line_time(_decode(buf[pos:e]))
+            hits = [m.start() for r in _STAMPS if (m := r.search(buf, pos, end)) is not None]
+            if not hits:
+                return None
+            s, e = _line_at(buf, min(hits))
+            t = line_time(_decode(buf[max(s, start):e]))
             if t is not None:
                 self.seen_time = True
                 return t
@@ -375,11 +518,20 @@ class RegionScanner:
 
     @staticmethod
     def _last_time(buf: Bytes, start: int, end: int) -> float | None:
-        stop = end - 1
-        while stop >= start:
-            s = buf.rfind(b"\n", 0, stop) + 1
-            t = line_time(_decode(buf[s:stop]))
-            if t is not None:
-                return t
-            stop = s - 1
+        """The segment's last line time: the lines with a timestamp in them, from the end (a
+        log with none, a script's plain prints, costs one regex pass, not a parse per line)."""
+        hi, width = end - 1, 1 << 14
+        while hi > start:
+            lo = max(start, hi - width)
+            lo = buf.rfind(b"\n", 0, lo) + 1 if lo > start else start
+            seen = hi
+            for pos in sorted((m.start() for r in _STAMPS for m in r.finditer(buf, lo, hi)), reverse=True):
+                s, e = _line_at(buf, pos)
+                if s >= seen:
+                    continue
+                seen = s
+                t = line_time(_decode(buf[max(s, start):min(e, end)]))
+                if t is not None:
+                    return t
+            hi, width = lo - 1, width * 4
         return None

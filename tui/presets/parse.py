@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import config as ec
+from tui.log.sources import FILE_SOURCES
+from tui.log.sources.patterns import PatternError, compile_patterns
 from tui.presets.preset import (
     BACKENDS,
     HORIZON_METRICS,
@@ -28,6 +30,7 @@ from tui.presets.preset import (
     PresetError,
     Rule,
     Timeline,
+    metric_name_hint,
     metric_name_problem,
     placeholders,
 )
@@ -41,6 +44,8 @@ _TOP_KEYS = (
     "description", "extends", "env", "overrides", "max_epochs", "data_path", "default_horizon",
     "baseline", "timeline", "criteria", "checkpoints", "next",
     "command", "resume_args", "cwd", "log_format", "metrics_csv", "gpus", "backend", "slurm",
+    "checkpoint_files",
+    "max_steps", "override_format", "metrics",
 )
 _SLURM_INTS = {"nodes": 1, "ntasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1, "signal_before": 1}
 _SLURM_STRS = ("partition", "time", "mem", "account", "qos")
@@ -59,6 +64,9 @@ def _condition(w: Where, raw: Any, where: str, with_label: bool = False) -> Cond
     problem = metric_name_problem(metric)
     if problem is not None:
         raise w.err(where, problem)
+    hint = metric_name_hint(metric)
+    if hint is not None:
+        w.warn(where, hint)
     op = t["op"]
     if op not in OPS:
         raise w.err(where, f"op {op!r} is not one of {', '.join(OPS)}")
@@ -86,18 +94,20 @@ def _criterion(w: Where, raw: Any, where: str) -> Criterion:
     label = w.typed(t["label"], str, f"{where} label", "a string")
     if t.get("metric") == "completed":
         w.table(t, where, ("metric", "label"))
-        return Criterion(label=label, metric="completed")
+        return Criterion(label=label, metric="completed", template=label)
     cond = _condition(w, {k: v for k, v in t.items() if k != "label"}, where)
-    return Criterion(label=label, metric=cond.metric, condition=cond)
+    return Criterion(label=label, metric=cond.metric, condition=cond, template=label)
 
 
 def _checkpoint(w: Where, raw: Any, where: str) -> Checkpoint:
-    t = w.table(raw, where, ("epoch", "title", "look_for", "rules"))
-    if "epoch" not in t or "rules" not in t:
-        raise w.err(where, "needs 'epoch' and 'rules'")
-    epoch = t["epoch"]
-    if epoch != "last" and not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0):
-        raise w.err(where, f"epoch {epoch!r} must be a positive integer or \"last\"")
+    t = w.table(raw, where, ("epoch", "step", "title", "look_for", "rules"))
+    if ("epoch" in t) == ("step" in t) or "rules" not in t:
+        raise w.err(where, "needs 'rules' and one of 'epoch' or 'step'")
+    axis = "epoch" if "epoch" in t else "step"
+    epoch = t[axis]
+    if epoch != "last" and not (isinstance(epoch, int) and not isinstance(epoch, bool)
+                                and (epoch > 0 or axis == "step" and epoch >= 0)):
+        raise w.err(where, f"{axis} {epoch!r} must be a positive integer or \"last\"")
     rules_raw = t["rules"]
     if not isinstance(rules_raw, list) or not rules_raw:
         raise w.err(where, "rules must be a non-empty array of tables")
@@ -120,9 +130,10 @@ def _checkpoint(w: Where, raw: Any, where: str) -> Checkpoint:
             verdict=w.typed(rt["verdict"], str, f"{rw} verdict", "a string"),
             when=when, say=w.typed(rt.get("say", ""), str, f"{rw} say", "a string"), level=level,
         ))
-    title = t.get("title", f"Epoch {epoch}")
+    title = t.get("title", f"{axis.capitalize()} {epoch}")
     return Checkpoint(epoch=epoch, title=w.typed(title, str, f"{where} title", "a string"),
-                      rules=tuple(rules), look_for=w.strings(t.get("look_for", []), f"{where} look_for"))
+                      rules=tuple(rules), look_for=w.strings(t.get("look_for", []), f"{where} look_for"),
+                      axis=axis)
 
 
 def _next(w: Where, raw: Any) -> dict[str, NextAction]:
@@ -160,10 +171,11 @@ def _command_keys(w: Where, raw: dict[str, Any], out: dict[str, Any]) -> None:
             raise w.err("command", "must name a program: a non-empty list of strings, "
                         "e.g. [\"{python}\", \"train.py\", \"--run-dir\", \"{run_dir}\"]")
     if "resume_args" in raw:
+        # {ckpt} may be left out (nanoGPT's --init_from=resume): resume then needs a checkpoint_files match
         out["resume_args"] = _arguments(w, raw["resume_args"], "resume_args", RESUME_PLACEHOLDERS)
-        if not any("ckpt" in placeholders(a) for a in out["resume_args"]):
-            raise w.err("resume_args", "must pass the checkpoint: use {ckpt}, "
-                        "e.g. [\"--ckpt\", \"{ckpt}\"]")
+    if "checkpoint_files" in raw:
+        out["checkpoint_files"] = w.typed(raw["checkpoint_files"], str, "checkpoint_files", "a path or glob")
+        _arguments(w, [out["checkpoint_files"]], "checkpoint_files", ("run_dir", "run"))
     if "cwd" in raw:
         cwd = Path(w.typed(raw["cwd"], str, "cwd", "a folder"))
         out["cwd"] = str(cwd if cwd.is_absolute() else (w.path.resolve().parent / cwd).resolve())
@@ -175,6 +187,46 @@ def _command_keys(w: Where, raw: dict[str, Any], out: dict[str, Any]) -> None:
     if "metrics_csv" in raw:
         out["metrics_csv"] = w.typed(raw["metrics_csv"], str, "metrics_csv", "a path or glob")
         _arguments(w, [out["metrics_csv"]], "metrics_csv", ("run_dir", "run"))
+    if "override_format" in raw:
+        v = raw["override_format"]
+        fmt = (v,) if isinstance(v, str) else w.strings(v, "override_format")
+        used = [p for a in fmt for p in placeholders(a)]
+        if sorted(set(used)) != ["key", "value"] or any(p not in ("key", "value") for p in used):
+            raise w.err("override_format", f"{v!r}: use {{key}} and {{value}}, e.g. \"{{key}}={{value}}\" "
+                        f"(Hydra), \"--{{key}}={{value}}\" or [\"--{{key}}\", \"{{value}}\"] (argparse)")
+        out["override_format"] = fmt
+
+
+def _metrics(w: Where, raw: Any) -> dict[str, Any]:
+    """The [metrics] table: explicit patterns, the zero-configuration shapes, file globs."""
+    files = [s.preset_key for s in FILE_SOURCES]
+    t = w.table(raw, "metrics", ("patterns", "stdout", *files))
+    out: dict[str, Any] = {}
+    if "patterns" in t:
+        pats = t["patterns"]
+        if isinstance(pats, dict):
+            spec: Any = {k: w.typed(v, str, f"metrics.patterns.{k}", "a regular expression")
+                         for k, v in pats.items()}
+            for k in spec:
+                if metric_name_problem(k) is not None:
+                    raise w.err(f"metrics.patterns.{k}", metric_name_problem(k) or "")
+        else:
+            spec = list(w.strings(pats, "metrics.patterns"))
+        try:
+            compile_patterns(spec)
+        except PatternError as e:
+            raise w.err("metrics.patterns", str(e)) from None
+        out["patterns"] = spec
+    if "stdout" in t:
+        out["stdout"] = w.typed(t["stdout"], bool, "metrics.stdout", "true or false")
+    for k in files:
+        if k in t:
+            v = t[k]
+            if v is not False:
+                v = w.typed(v, str, f"metrics.{k}", "a path or glob, or false")
+                _arguments(w, [v], f"metrics.{k}", ("run_dir", "run"))
+            out[k] = v
+    return out
 
 
 def _slurm(w: Where, raw: Any) -> dict[str, Any]:
@@ -274,6 +326,12 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
     if "next" in raw:
         out["next"] = _next(w, raw["next"])
     _command_keys(w, raw, out)
+    if "max_steps" in raw:
+        out["max_steps"] = w.typed(raw["max_steps"], int, "max_steps", "an integer")
+        if out["max_steps"] <= 0:
+            raise w.err("max_steps", f"{out['max_steps']} must be > 0")
+    if "metrics" in raw:
+        out["metrics"] = _metrics(w, raw["metrics"])
     if "backend" in raw:
         if raw["backend"] not in BACKENDS:
             raise w.err("backend", f"{raw['backend']!r} is not one of {', '.join(BACKENDS)}")
@@ -281,6 +339,7 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
     if "slurm" in raw:
         out["slurm"] = _slurm(w, raw["slurm"])
     out["origins"] = {k: path for k in out if k != ENGINE_ONLY}
+    out["warnings"] = tuple(w.warnings)
     return out
 
 
@@ -288,7 +347,8 @@ def merge_layers(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any
     """Child wins per key; env, overrides and next merge per entry; lists are replaced whole."""
     out = dict(parent)
     for k, v in child.items():
-        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next", "origins", "slurm") else v
+        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next", "origins", "slurm", "metrics") \
+            else (*parent.get(k, ()), *v) if k == "warnings" else v
     if "overrides" in child:  # a key the child sets again carries the child's own error (if any)
         errors = {k: e for k, e in parent.get(ENGINE_ONLY, {}).items() if k not in child["overrides"]}
         out[ENGINE_ONLY] = {**errors, **child.get(ENGINE_ONLY, {})}
@@ -301,15 +361,21 @@ def _with_horizon(c: Condition, default: int) -> Condition:
     return c
 
 
+def labelled(criteria: tuple[Criterion, ...], max_epochs: int | None) -> tuple[Criterion, ...]:
+    """The criteria with `{max_epochs}` in their labels filled in (again: after `--set`)."""
+    if max_epochs is None:
+        return criteria
+    return tuple(replace(c, label=(c.template or c.label).replace("{max_epochs}", str(max_epochs)))
+                 for c in criteria)
+
+
 def build_preset(name: str, path: Path, merged: dict[str, Any], chain: tuple[str, ...]) -> Preset:
     h = merged.get("default_horizon", 20)
     criteria = tuple(
         replace(c, condition=_with_horizon(c.condition, h)) if c.condition else c
         for c in merged.get("criteria", ())
     )
-    if merged.get("max_epochs") is not None:
-        criteria = tuple(replace(c, label=c.label.replace("{max_epochs}", str(merged["max_epochs"])))
-                         for c in criteria)
+    criteria = labelled(criteria, merged.get("max_epochs"))
     checkpoints = tuple(
         replace(cp, rules=tuple(replace(r, when=tuple(_with_horizon(c, h) for c in r.when))
                                 for r in cp.rules))

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine import config as ec
 from tui.errors import RunctlError
+from tui.log.sources import FILE_SOURCES, SourceConfig
 
 
 class PresetError(RunctlError):
@@ -32,10 +33,11 @@ HORIZON_METRICS = ("ic", "rank_ic", "scale")
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,63}$")
 LOG_FORMATS = ("auto", "runctl", "atft")
 BACKENDS = ("local", "slurm")
-PLACEHOLDERS = ("python", "run_dir", "run", "max_epochs")  # in `command` and `resume_args`
+PLACEHOLDERS = ("python", "run_dir", "run", "max_epochs", "max_steps")  # in `command` and `resume_args`
 RESUME_PLACEHOLDERS = (*PLACEHOLDERS, "ckpt")  # `resume_args` only: the checkpoint to continue from
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 OPS = (">", ">=", "<", "<=", "between")
+DEFAULT_OVERRIDE_FORMAT = ("{key}={value}",)  # Hydra's; `--{key}={value}`, ("--{key}", "{value}")
 LEVELS = {"good": "✅", "warn": "⚠️", "bad": "❌"}
 
 
@@ -44,18 +46,26 @@ _HORIZON_TYPO = re.compile(r"^(ic|rank_?ic|scale)[_-]?h?([0-9]+)$", re.IGNORECAS
 
 
 def metric_name_problem(name: Any) -> str | None:
-    """Why `name` cannot be a metric (None: fine): malformed, or a near-miss of a built-in."""
+    """Why `name` cannot be a metric (None: fine): malformed (letters, digits, `_ . / -`)."""
     if not isinstance(name, str) or not METRIC_NAME.match(name):
         return (f"metric {name!r} is not a metric name (letters, digits, '_', '.', '/', '-'; "
                 f"built-in: {', '.join(METRICS)})")
+    return None
+
+
+def metric_name_hint(name: str) -> str | None:
+    """A warning for a name that is not a built-in but looks like one (`sharp`, `ic20`): it may be
+    a typo, or the script's own metric of that name (then the warning is all it costs)."""
     h = _HORIZON_TYPO.match(name)
     if h and not _HORIZON_KEY.match(name):
         m = h.group(1).replace("rankic", "rank_ic")
-        return f"unknown metric {name!r}: did you mean {m} at horizon {h.group(2)} ({m}_h{h.group(2)})?"
+        return (f"metric {name!r} is not a built-in: did you mean {m} at horizon {h.group(2)} "
+                f"({m}_h{h.group(2)})? (fine if the script logs {name!r})")
     if name not in METRICS:
         close = difflib.get_close_matches(name, METRICS, n=1, cutoff=0.8)
         if close:
-            return f"unknown metric {name!r}: did you mean {close[0]!r}?"
+            return (f"metric {name!r} is not a built-in: did you mean {close[0]!r}? (fine if the "
+                    f"script logs {name!r})")
     return None
 
 
@@ -116,6 +126,7 @@ class Criterion:
     label: str
     metric: str
     condition: Condition | None = None  # None only for "completed"
+    template: str = ""  # the label as written (`{max_epochs}` unexpanded); "" when it is `label`
 
 
 @dataclass(frozen=True)
@@ -135,16 +146,23 @@ class Rule:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A critical checkpoint: decided from the record of `epoch` ("last": the final epoch)."""
+    """A critical checkpoint: decided from the record of `epoch` ("last": the final epoch), or,
+    with `axis = "step"`, from the run's first evaluation at or after step `epoch`."""
 
     epoch: int | str
     title: str
     rules: tuple[Rule, ...]
     look_for: tuple[str, ...] = ()
+    axis: str = "epoch"  # "epoch" | "step" (the file's `step = N`)
 
     def at(self, max_epochs: int | None) -> int | None:
-        """The 1-based epoch number this checkpoint is decided at (None: unknown)."""
+        """The 1-based epoch (or the step) this checkpoint is decided at (None: unknown)."""
         return max_epochs if self.epoch == "last" else int(self.epoch)
+
+    @property
+    def where(self) -> str:
+        """`epoch 5`, `step 250`, `last epoch`."""
+        return f"last {self.axis}" if self.epoch == "last" else f"{self.axis} {self.epoch}"
 
 
 @dataclass(frozen=True)
@@ -191,10 +209,15 @@ class Preset:
     cwd: str | None = None  # absolute (a relative one was resolved against its preset file's folder)
     log_format: str = "auto"
     metrics_csv: str | None = None  # a path or glob, may use {run_dir} and {run}
+    checkpoint_files: str | None = None  # what `{ckpt}` is: a glob of files or folders ({run_dir}, {run})
     origins: dict[str, Path] = field(default_factory=dict)  # key -> the file that set it
     gpus: int | None = None  # GPUs a run reserves (None: 1 where the box has GPUs, else 0)
     backend: str = "local"  # local | slurm
     slurm: dict[str, Any] = field(default_factory=dict)  # the [slurm] table (tui.runs.slurm.SlurmSpec)
+    max_steps: int | None = None  # a run counted in steps: its budget (`{max_steps}`, the timeline)
+    override_format: tuple[str, ...] = DEFAULT_OVERRIDE_FORMAT  # how a command takes `key=value`
+    metrics: dict[str, Any] = field(default_factory=dict)  # the [metrics] table (docs/presets.md)
+    warnings: tuple[str, ...] = ()  # what `presets check` and `launch` say but do not refuse
 
     @property
     def is_engine(self) -> bool:
@@ -213,7 +236,29 @@ class Preset:
     def placeholder_values(self, run_dir: Path | str, run: str) -> dict[str, str]:
         """What `{python}`, `{run_dir}`, `{run}` and `{max_epochs}` stand for in one run."""
         return {"python": sys.executable, "run_dir": str(run_dir), "run": run,
-                "max_epochs": "" if self.max_epochs is None else str(self.max_epochs)}
+                "max_epochs": "" if self.max_epochs is None else str(self.max_epochs),
+                "max_steps": "" if self.max_steps is None else str(self.max_steps)}
+
+    def source_config(self, run_dir: Path | str, run: str) -> SourceConfig:
+        """What one run's metrics are read from (docs/presets.md, `[metrics]`): the bundled engine
+        writes the runctl stream; a command is read by every source, its files' globs (the
+        `[metrics]` keys, `metrics_csv`, else each source's default) expanded for this run."""
+        if self.command is None:
+            return SourceConfig(log_format="runctl")
+        values = self.placeholder_values(run_dir, run)
+        m = self.metrics
+        files = []
+        for src in FILE_SOURCES:
+            glob = m.get(src.preset_key)
+            if glob is None and src.name == "csv":
+                glob = self.metrics_csv
+            if glob is False:
+                continue
+            files.append((src.name, expand(glob or src.default_glob, values)))
+        pats = m.get("patterns") or ()
+        return SourceConfig(log_format=self.log_format, stdout=m.get("stdout", True),
+                            patterns=tuple(pats.items()) if isinstance(pats, dict) else tuple(pats),
+                            files=tuple(files))
 
     def command_argv(self, run_dir: Path | str, run: str) -> list[str]:
         """The command of one run: placeholders expanded, then the overrides as `key=value`."""
@@ -228,8 +273,15 @@ class Preset:
         return shlex.join([*self.command, *self.override_args()]) + f"   (in {self.workdir})"
 
     def override_args(self) -> list[str]:
-        """The overrides as engine `key=value` arguments."""
-        return [f"{k}={value_text(v)}" for k, v in self.overrides.items()]
+        """The overrides as arguments: the engine's `key=value`; a command's in its
+        `override_format` (each element one argument, `{key}` and `{value}` filled in)."""
+        if self.command is None or self.override_format == DEFAULT_OVERRIDE_FORMAT:
+            return [f"{k}={value_text(v)}" for k, v in self.overrides.items()]
+        out: list[str] = []
+        for k, v in self.overrides.items():
+            values = {"key": k, "value": value_text(v)}
+            out += [expand(a, values) for a in self.override_format]
+        return out
 
     def engine_args(self) -> list[str]:
         """Arguments for `python -m engine train` (after the subcommand)."""
@@ -271,8 +323,9 @@ class Preset:
         assert self.command is not None
         w = self.where("command")
         uses = [p for a in (*self.command, *self.resume_args) for p in placeholders(a)]
-        if "max_epochs" in uses and self.max_epochs is None:
-            raise PresetError(f"{w}: command: uses {{max_epochs}} but the preset sets no max_epochs")
+        for key in ("max_epochs", "max_steps"):
+            if key in uses and getattr(self, key) is None:
+                raise PresetError(f"{w}: command: uses {{{key}}} but the preset sets no {key}")
         if self.cwd is not None and not Path(self.cwd).is_dir():
             raise PresetError(f"{self.where('cwd')}: cwd: {self.cwd} is not a folder")
         program = expand(self.command[0], self.placeholder_values("RUN_DIR", "RUN"))

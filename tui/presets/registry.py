@@ -25,6 +25,7 @@ from tui.presets.parse import (
     FIELD_KEYS,
     build_preset,
     env_value,
+    labelled,
     merge_layers,
     parse_preset_file,
     typed_override,
@@ -85,7 +86,7 @@ class PresetRegistry:
         return build_preset(name, self.path(name), merged, tuple(chain))
 
     def check_file(self, path: Path | str) -> list[str]:
-        """Every problem found in one preset file (empty: fine)."""
+        """Every problem found in one preset file (empty: fine); warnings start `warning: `."""
         p = Path(path)
         try:
             if p.name == BASELINES_FILE:
@@ -97,6 +98,7 @@ class PresetRegistry:
             preset.validate()
         except PresetError as e:
             return [str(e)]
+        warnings = [f"warning: {w}" for w in preset.warnings]
         names = set(registry.names())
         errors = []
         for action in preset.next.values():
@@ -110,7 +112,7 @@ class PresetRegistry:
             load_baselines(registry.directory / BASELINES_FILE).get(preset.baseline)
         except PresetError as e:
             errors.append(str(e))
-        return errors
+        return errors + warnings
 
 
 SHIPPED_PRESETS = "runctl_presets"  # the repository's presets/, installed as this data package
@@ -139,6 +141,11 @@ def _parse_sets(preset: Preset, sets: Iterable[str], envs: Iterable[str]) -> dic
                 if not value.strip().isdigit():
                     raise PresetError(f"--set {text}: gpus must be a number of GPUs >= 0")
                 changes["gpus"] = int(value)
+                continue
+            if key in ("max_epochs", "max_steps"):  # the preset's own budget (and placeholder)
+                if not value.strip().isdigit() or int(value) <= 0:
+                    raise PresetError(f"--set {text}: {key} must be a positive integer")
+                changes[key] = int(value)
                 continue
             # a command takes any key=value (passed on as is); the engine's keys are typed
             typed = typed_override(key, value, from_text=True) \
@@ -170,6 +177,8 @@ def resolve(preset: Preset, sets: Iterable[str] = (), envs: Iterable[str] = ()) 
         overrides={**preset.overrides, **ch.pop("overrides")},
         **ch,
     )
+    if out.max_epochs != preset.max_epochs:
+        out = replace(out, criteria=labelled(out.criteria, out.max_epochs))
     out.validate()
     return out
 
@@ -188,7 +197,7 @@ def derive(
     changed = ", ".join(sets + envs) or "no changes"
     doc: dict[str, Any] = {"description": f"{parent.description} [derived from {name}: {changed}]",
                            "extends": name}
-    for fld in ("max_epochs", "data_path", "gpus"):
+    for fld in ("max_epochs", "max_steps", "data_path", "gpus"):
         if fld in ch:
             doc[fld] = ch[fld]
     if ch["env"]:

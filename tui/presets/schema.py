@@ -22,9 +22,13 @@ class Where:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.warnings: list[str] = []  # what is worth saying but not refusing
 
     def err(self, where: str, msg: str) -> PresetError:
         return PresetError(f"{self.path}: {where}: {msg}" if where else f"{self.path}: {msg}")
+
+    def warn(self, where: str, msg: str) -> None:
+        self.warnings.append(str(self.err(where, msg)))
 
     def table(self, v: Any, where: str, allowed: Iterable[str]) -> dict[str, Any]:
         if not isinstance(v, dict):

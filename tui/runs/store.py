@@ -2,32 +2,56 @@
 
 Layout (the seed's): `training/<run>.log`, `training/<run>.json` (this manifest),
 `training/<name>.pid`, engine checkpoints in `runs/<run>/`; run id = `<name>_<YYYYmmdd_HHMMSS>`;
-`training/.cache/<run>.json` an ended run's listing row (`RunStore.listing`).
+`training/<run>.exit` how the run's current attempt ended, written by its own process
+(`engine.runfiles`); `training/.cache/<run>.json` an ended run's listing row (`RunStore.listing`).
+
+A manifest that cannot be read is not skipped: the run is listed as damaged (the file and why),
+its process found from the log's pid line and the pid file (checked: it writes this run's log, or
+its environment names the run), so it can still be followed and killed, and its name stays taken.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tui.errors import RunctlError
+from engine.runfiles import (
+    LOW_SPACE,
+    checkpoint_problem,
+    epoch_checkpoints,
+    free_bytes,
+    free_text,
+    read_exit,
+)
+from tui.errors import RunctlError, write_error
+from tui.log.sources import SourceConfig
 from tui.runs import procs, slurm
+from tui.runs.checkpoints import resume_point
 from tui.state.run import RunState
 
 MANIFEST_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+RUN_ID_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)_(?P<t>\d{8}_\d{6})(?:_\d+)?$")
 TERMINAL = ("finished", "crashed", "killed")
 NO_FINAL_LINE = "process exited without a final line"
-LISTING_VERSION = 1  # of the cached listing rows (`RunStore.listing`)
-_LISTED = ("state", "epoch", "max_epochs", "error", "exit_reason", "exit_status", "source_format")
+DAMAGED = "damaged"  # a run whose manifest cannot be read (the listing's state)
+EXIT_SUFFIX = ".exit"  # training/<run>.exit: the current attempt's end (JSON, not named *.json: not a manifest)
+NOT_RUNS = ("queue", "queue_runner")  # other JSON files of training/
+EXIT_FRESH_S = 0.05  # an exit record stat'ed this recently (in the same state read) is not stat'ed again
+ATTEMPT_EVENTS = ("launch", "submit", "resume")  # history events that start an attempt
+LISTING_VERSION = 2  # of the cached listing rows (`RunStore.listing`)
+_LISTED = ("state", "epoch", "max_epochs", "error", "exit_reason", "exit_status", "source_format", "log_event")
+_EXIT_STATES = {"finished": "finished", "terminated": "killed", "requeued": "launching"}
 
 
 class UnknownRun(RunctlError):
@@ -73,6 +97,36 @@ class Manifest:
     job_id: str | None = None  # slurm: the current job (a resume submits a new one)
     job_ids: tuple[str, ...] = ()  # slurm: every job of this run, oldest first
     slurm: dict[str, Any] | None = None  # slurm: the [slurm] settings it was submitted with
+    checkpoint_files: str | None = None  # a command's checkpoints (a glob, expanded); None: the default
+    damaged: str | None = None  # not from the file: why the manifest file could not be read
+    sources: dict[str, Any] | None = None  # the run's metric sources (tui.log.sources.SourceConfig)
+
+    @functools.cached_property
+    def source_config(self) -> SourceConfig:
+        """What the run's metrics are read from: its `sources`, or (a manifest written before
+        them) the runctl stream for the engine, a command's log format and metrics CSV."""
+        if self.sources is not None:
+            return SourceConfig.from_json(self.sources)
+        if self.kind == "engine":
+            return SourceConfig(log_format="runctl")
+        return SourceConfig(log_format=self.log_format,
+                            files=(("csv", self.metrics_csv),) if self.metrics_csv else ())
+
+    @property
+    def reads_files(self) -> bool:
+        """Metrics come from files beside the log too (they may grow while the log does not)."""
+        return bool(self.source_config.files)
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt the current process is (1: the launch; each resume adds one)."""
+        return max(1, sum(1 for h in self.history if h.get("event") in ATTEMPT_EVENTS))
+
+    @property
+    def resumed(self) -> bool:
+        """The current attempt is a resume."""
+        starts = [h for h in self.history if h.get("event") in ATTEMPT_EVENTS]
+        return bool(starts) and starts[-1].get("event") == "resume"
 
     @property
     def identity(self) -> procs.Identity | None:
@@ -100,20 +154,35 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        """Parse a manifest; unknown keys are ignored (newer writers)."""
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in data.items() if k in known}
+        """Parse a manifest; unknown keys are ignored (newer writers); TypeError / ValueError when
+        a key the controller relies on is missing or of the wrong type."""
+        known = cls.__dataclass_fields__  # a dict by field name (fields() builds a tuple per call)
+        kw = {k: v for k, v in data.items() if k in known and k != "damaged"}
         for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus", "job_ids"):
             if k in kw:
+                if kw[k] is not None and not isinstance(kw[k], list | tuple):
+                    raise ValueError(f"{k!r} is not a list")
                 kw[k] = tuple(kw[k] or ())
+        for k in ("run", "name", "preset", "log", "run_dir", "pid_file"):
+            if not isinstance(kw.get(k), str):
+                raise ValueError(f"{k!r} is missing or not a string")
+        if not isinstance(kw.get("created_at"), int | float) or isinstance(kw.get("created_at"), bool):
+            raise ValueError("'created_at' is missing or not a number")
+        if kw.get("pid") is not None and not isinstance(kw["pid"], int):
+            raise ValueError("'pid' is not a number")
+        if not all(isinstance(g, int) for g in kw.get("gpus", ())) or \
+                not all(isinstance(h, dict) for h in kw.get("history", ())):
+            raise ValueError("'gpus' or 'history' is malformed")
         return cls(**kw)
 
 
 def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
     """Write JSON to `path` via a temp file + rename (readers never see half a file); `durable`:
-    fsync'd first (a manifest; a cache need not be)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fsync'd first (a manifest; a cache need not be). A failed write (a full disk) is a one-line
+    RunctlError naming the file and the free space; the file is left as it was."""
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=False)
             f.write("\n")
@@ -121,9 +190,12 @@ def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 class RunStore:
@@ -135,6 +207,8 @@ class RunStore:
         self.runs_dir = self.logs_dir / "runs"
         self.jobs = slurm.JobCache()
         self.job_errors: dict[str, str] = {}  # run -> why Slurm could not be asked about its job
+        self._exits: dict[str, tuple[Any, dict[str, Any] | None, float]] = {}  # run -> (file key, record, when)
+        self._training = str(self.training_dir)
         self._logs: dict[str, _ReadLog] = {}  # run -> its log as read so far (`log_state`)
         self._logs_lock = threading.Lock()
 
@@ -155,6 +229,10 @@ class RunStore:
         """`runs/<run>/` (engine checkpoints)."""
         return self.runs_dir / run
 
+    def exit_path(self, run: str) -> Path:
+        """`training/<run>.exit`: how the run's current attempt ended (engine.runfiles)."""
+        return self.training_dir / f"{run}{EXIT_SUFFIX}"
+
     def new_run_id(self, name: str, when: float | None = None) -> str:
         """`<name>_<YYYYmmdd_HHMMSS>` (local time), `_2`, `_3`... if that second is taken."""
         base = f"{name}_{time.strftime('%Y%m%d_%H%M%S', time.localtime(when))}"
@@ -166,21 +244,73 @@ class RunStore:
 
     # --------------------------------------------------------------------------- manifests
     def runs(self) -> list[Manifest]:
-        """Every readable manifest, newest first."""
+        """Every run, newest first: each manifest, and each run whose manifest cannot be read
+        (`damaged`)."""
         out = []
         if self.training_dir.is_dir():
             for p in self.training_dir.glob("*.json"):
+                if p.stem in NOT_RUNS:
+                    continue
                 m = self._read(p)
                 if m is not None:
                     out.append(m)
         return sorted(out, key=lambda m: (m.created_at, m.run), reverse=True)
 
     def _read(self, path: Path) -> Manifest | None:
+        """The manifest in `path`; a damaged one (unreadable, not JSON, malformed) as a `damaged`
+        Manifest when the file is a run's (its name a run id, or a log beside it); else None."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return Manifest.from_json(data) if isinstance(data, dict) and "run" in data else None
-        except (OSError, ValueError, TypeError):
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
             return None
+        except OSError as e:
+            why = f"cannot be read ({e.strerror or e})"
+        except ValueError as e:
+            why = f"not valid JSON ({e})"
+        else:
+            if isinstance(data, dict) and "run" in data:
+                try:
+                    return Manifest.from_json(data)
+                except (TypeError, ValueError) as e:
+                    why = f"malformed ({e})"
+            else:
+                why = "not a run manifest (no \"run\" key)"
+        if not (RUN_ID_RE.match(path.stem) or self.log_path(path.stem).exists()):
+            return None
+        return self._damaged(path, why)
+
+    def _damaged(self, path: Path, why: str) -> Manifest:
+        """A run whose manifest `path` cannot be read: what its file name, its log and its
+        process tell (the process verified: it writes the run's log, or its environment names it)."""
+        run = path.stem
+        mt = RUN_ID_RE.match(run)
+        name = mt["name"] if mt else run
+        created: float
+        try:
+            created = time.mktime(time.strptime(mt["t"], "%Y%m%d_%H%M%S")) if mt else path.stat().st_mtime
+        except (OSError, ValueError):
+            created = 0.0
+        m = Manifest(run=run, name=name, preset="", log=str(self.log_path(run).absolute()),
+                     run_dir=str(self.run_dir(run).absolute()), pid_file=str(self.pid_path(name).absolute()),
+                     created_at=created, host="", damaged=why)
+        ident = self._log_identity(m)
+        if ident is not None:
+            m = replace(m, pid=ident.pid, create_time=ident.create_time, cmdline=ident.cmdline)
+        return m
+
+    def _log_identity(self, m: Manifest) -> procs.Identity | None:
+        """The live process of a run known only from its log: the pid file's pid and the log's
+        latest pid line, each verified (`procs.identify_run`); a group leader first."""
+        pids: list[int] = []
+        with contextlib.suppress(OSError, ValueError):
+            pids.append(int(Path(m.pid_file).read_text().split()[0]))
+        with contextlib.suppress(OSError, RunctlError):
+            pid = self.log_state(m).pid
+            if pid is not None:
+                pids.append(pid)
+        found = [i for p in dict.fromkeys(pids) if (i := procs.identify_run(p, m.log, m.run)) is not None]
+        leaders = [i for i in found if procs.leads_group(i.pid)]
+        return leaders[0] if leaders else found[0] if found else None
 
     def get(self, run: str) -> Manifest:
         """A run by id, or by name (its newest run); UnknownRun listing recent runs."""
@@ -200,17 +330,109 @@ class RunStore:
         return self._read(p.with_suffix(".json"))
 
     def save(self, m: Manifest) -> None:
-        """Write the manifest atomically."""
-        self.training_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.manifest_path(m.run), m.to_json())
+        """Write the manifest atomically (a damaged one is left as it is: nothing is recorded)."""
+        if m.damaged is not None:
+            return
+        try:
+            self.training_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(self.training_dir, e, "create") from None
+        data = m.to_json()
+        data.pop("damaged", None)
+        atomic_write_json(self.manifest_path(m.run), data)
 
     def write_pid(self, m: Manifest) -> None:
         """The seed's pid file, atomically."""
         path = Path(m.pid_file)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{m.pid}\n")
-        os.replace(tmp, path)
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{m.pid}\n")
+            os.replace(tmp, path)
+        except OSError as e:
+            raise write_error(path, e) from None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    def exit_record(self, m: Manifest) -> dict[str, Any] | None:
+        """How the run's current attempt ended, as its process recorded it (None: not ended, not
+        recorded, or another attempt's record). Read again only when the file changed."""
+        now = time.monotonic()
+        hit = self._exits.get(m.run)
+        if hit is None or now - hit[2] > EXIT_FRESH_S:  # asked again within a state read: reused
+            path = f"{self._training}/{m.run}{EXIT_SUFFIX}"  # a string: this runs per run per listing
+            try:
+                fs = os.stat(path)
+            except OSError:
+                hit = (None, None, now)
+            else:
+                key = (fs.st_ino, fs.st_size, fs.st_mtime_ns)
+                hit = (key, hit[1] if hit is not None and hit[0] == key else read_exit(path), now)
+            self._exits[m.run] = hit
+        rec = hit[1]
+        if rec is None or (rec.get("attempt") is not None and rec.get("attempt") != m.attempt):
+            return None
+        return rec
+
+    def writer_file(self, m: Manifest) -> str | None:
+        """The file the run's output now goes to when its log path does not name it (renamed
+        away or deleted): the live process's stdout (`/proc/PID/fd/1`, the process verified),
+        else where its stdout was when it ended (the exit record), if that file is still there.
+        None: the log path is the file."""
+        log = self.log_path(m.run)
+        try:
+            pst: os.stat_result | None = os.stat(log)
+        except OSError:
+            pst = None
+        here = (pst.st_dev, pst.st_ino) if pst is not None else None
+        given = self._given_log(m)
+        if here is not None and given == here:
+            return None  # the path still names the file the run was given
+        if m.backend == "local" and m.pid is not None:
+            fd1 = f"/proc/{m.pid}/fd/1"
+            try:
+                wst = os.stat(fd1)
+            except OSError:
+                wst = None
+            if wst is not None and (wst.st_dev, wst.st_ino) == here:
+                return None  # the common case, one stat: the process writes the log path's file
+            if wst is not None and procs.is_running(m.identity):
+                if not stat.S_ISREG(wst.st_mode):
+                    return None
+                if given is not None and (wst.st_dev, wst.st_ino) != given:
+                    return None  # not the file the run was given as its log
+                if given is None:  # an older manifest: the file must still carry the log's name
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd1).startswith(str(log.absolute())):
+                            return fd1
+                    return None
+                return fd1
+        rec = self.exit_record(m)
+        where = rec.get("log") if rec is not None else None
+        if not isinstance(where, dict) or where.get("deleted") or not where.get("path"):
+            return None
+        if given is not None and (where.get("dev"), where.get("ino")) != given:
+            return None
+        try:
+            rst = os.stat(where["path"])
+        except OSError:
+            return None
+        if (rst.st_dev, rst.st_ino) != (where.get("dev"), where.get("ino")) or (rst.st_dev, rst.st_ino) == here:
+            return None
+        return str(where["path"])
+
+    @staticmethod
+    def _given_log(m: Manifest) -> tuple[int, int] | None:
+        """The (device, inode) of the log file the current attempt was started with (None: not
+        recorded)."""
+        start = next((h for h in reversed(m.history) if h.get("event") in ATTEMPT_EVENTS), None)
+        ino = start.get("log_ino") if start is not None else None
+        if isinstance(ino, list | tuple) and len(ino) == 2:
+            return int(ino[0]), int(ino[1])
+        return None
 
     # ------------------------------------------------------------------------------- state
     def is_running(self, m: Manifest) -> bool:
@@ -235,35 +457,40 @@ class RunStore:
         self.job_errors.pop(m.run, None)
         return info
 
-    def state(self, m: Manifest) -> RunState:
-        """The run's state: its log combined with process liveness and the manifest."""
-        return self.judge(m, self.log_state(m))
+    def state(self, m: Manifest, resume: bool = True) -> RunState:
+        """The run's state: its log combined with process liveness and the manifest (`resume`:
+        also what a resume would continue from, see `judge`)."""
+        return self.judge(m, self.log_state(m), resume=resume)
 
     def log_state(self, m: Manifest) -> RunState:
         """The state of the run's log alone, read incrementally: a log this store read before is
-        read on from where it stopped (nothing at all if its size and mtime did not change); a
-        truncated or replaced log is read again. The same state as reading the whole log.
+        read on from where it stopped (nothing at all if its size and mtime did not change). A
+        truncated, rotated or deleted log is followed where the run writes it (`writer_file`),
+        keeping what was read (`log_event` says what happened). The same state as reading the
+        whole log.
 
         Returns a `snapshot()`: later reads never change it (they copy a shared epoch record
         before writing to it).
         """
         path = self.log_path(m.run)
+        alt = self.writer_file(m)
         try:
-            st = os.stat(path)
+            st = os.stat(alt or path)
         except OSError:
             with self._logs_lock:
-                self._logs.pop(m.run, None)
-            return RunState()
+                read = self._logs.get(m.run)
+                return read.follower.state.snapshot() if read is not None else RunState()
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         with self._logs_lock:
             read = self._logs.get(m.run)
-            if (read is None or read.key[:2] != key[:2] or st.st_size < read.follower.offset
-                    or read.metrics_csv != m.metrics_csv):
+            sources = m.source_config
+            if read is None or read.sources != sources:
                 from tui.state.follow import LogFollower
 
-                read = _ReadLog(LogFollower(path, metrics_csv=m.metrics_csv), m.metrics_csv)
+                read = _ReadLog(LogFollower(path, sources=sources), sources)
                 self._logs[m.run] = read
-            if read.key != key or m.metrics_csv:  # grown (or a metrics CSV that may have)
+            if read.key != key or sources.files:  # grown (or files beside it that may have)
+                read.follower.writer = lambda: alt
                 read.follower.catch_up()
                 read.follower.close()  # no handle kept per run (a logs folder may hold thousands)
                 read.key = key
@@ -276,18 +503,18 @@ class RunStore:
         An ended run's log does not change, so what its log gave is kept in
         `training/.cache/<run>.json`, keyed by the log's (device, inode, size, mtime) and reused
         while they match: `runctl runs` costs a stat and a small read per ended run instead of
-        reading its log whole. The manifest and liveness are applied afresh every time; a cache
-        that cannot be read or written is only a miss.
+        reading its log whole. The manifest, the exit record and liveness are applied afresh every
+        time; a cache that cannot be read or written is only a miss.
         """
         path = self.log_path(m.run)
         try:
             fs = os.stat(path)
         except OSError:
-            return self.judge(m, RunState()), None, None
-        key = [LISTING_VERSION, fs.st_dev, fs.st_ino, fs.st_size, fs.st_mtime_ns]
+            fs = None
+        key = [LISTING_VERSION, fs.st_dev, fs.st_ino, fs.st_size, fs.st_mtime_ns] if fs is not None else None
         cache = self.training_dir / ".cache" / f"{m.run}.json"
         row: dict[str, Any] | None = None
-        if not m.metrics_csv:  # a metrics CSV may grow while the log does not
+        if not m.reads_files and key is not None:  # files beside it may grow while the log does not
             with contextlib.suppress(OSError, ValueError):
                 data = json.loads(cache.read_text(encoding="utf-8"))
                 if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("row"), dict):
@@ -301,39 +528,109 @@ class RunStore:
         st = RunState()
         for k in _LISTED:
             setattr(st, k, row.get(k, getattr(st, k)))
-        st = self.judge(m, st)
-        if fresh and st.state in TERMINAL and not m.metrics_csv:
-            with contextlib.suppress(OSError, TypeError, ValueError):
+        st = self.judge(m, st, resume=False)
+        if fresh and key is not None and st.state in TERMINAL and not m.reads_files and m.damaged is None:
+            with contextlib.suppress(OSError, TypeError, ValueError, RunctlError):
                 cache.parent.mkdir(exist_ok=True)
                 atomic_write_json(cache, {"key": key, "row": row}, durable=False)
         sharpe, val = row.get("sharpe"), row.get("val_loss")
         return (st, sharpe if isinstance(sharpe, float) else None,
                 val if isinstance(val, float) else None)
 
-    def judge(self, m: Manifest, st: RunState, alive: bool | None = None) -> RunState:
-        """Apply liveness and the manifest to a state read from the log (mutates and returns it)."""
+    def judge(self, m: Manifest, st: RunState, alive: bool | None = None, resume: bool = True) -> RunState:
+        """Apply liveness, the manifest and the exit record to a state read from the log (mutates
+        and returns it). `resume`: also say what a resume of an ended run would continue from
+        (`resume_from`, `resume_blocked`: a look at its checkpoints)."""
         st.run = m.run
-        st.pid = m.pid
+        st.kind = m.kind
+        st.pid = m.pid if m.pid is not None or m.damaged is None else st.pid
         if st.source_format is None and m.log_format != "auto":
             st.source_format = m.log_format  # the preset says what the log is, before it says it
+        if m.backend == "local" and st.log_event is None and not self.log_path(m.run).exists():
+            st.log_event = "deleted"
         if alive is None:
             alive = self.is_running(m)
-        if alive:
-            if st.state in TERMINAL and self._resumed_since_exit(m):
-                st.state = "launching"  # a new attempt started and has not written yet
-            return st
-        if st.exit_reason is not None and st.exit_reason != "requeued" or st.state in ("finished", "crashed"):
-            return st
-        if st.state == "killed" or m.killed:
+        unknown = False
+        if m.backend == "slurm" and not alive:
+            self.job(m)  # cached; records why Slurm could not be asked (the TUI samples it elsewhere)
+            unknown = "did not answer" in self.job_errors.get(m.run, "")  # the log's state stands
+        rec = self.exit_record(m)
+        if rec is not None and rec.get("reason") == "requeued" and (alive or unknown):
+            rec = None  # Slurm restarted the job: the attempt goes on (its log says how far)
+        if alive or unknown:
+            if rec is None and st.state in TERMINAL and m.resumed:
+                # the log's end is an earlier attempt's: this one runs and has not ended
+                st.state = "training" if self._wrote_since_resume(m) else "launching"
+                st.error = st.exit_reason = st.exit_status = None
+            elif rec is not None:
+                self._apply_exit(st, rec)
+        elif rec is not None:
+            self._apply_exit(st, rec)
+        elif st.exit_reason is not None and st.exit_reason != "requeued" or st.state in ("finished", "crashed"):
+            pass
+        elif st.state == "killed" or m.killed:
             st.state = "killed"
-            return st
-        st.state = "crashed"
-        st.error = st.error or self._why_gone(m)
+        else:
+            st.state = "crashed"
+            st.error = st.error or self._why_gone(m)
+        if resume and not alive and st.state in ("killed", "crashed"):
+            self._resume_info(m, st)
+        if m.damaged is not None:
+            st.error = f"manifest {self.manifest_path(m.run)} is damaged: {m.damaged}" + (
+                f"; {st.error}" if st.error else "")
+            st.resume_blocked = f"its manifest is damaged ({m.damaged})"
+            st.state = DAMAGED
         return st
+
+    @staticmethod
+    def _apply_exit(st: RunState, rec: dict[str, Any]) -> None:
+        """The process's own record of how the attempt ended: the state, whatever the log says."""
+        reason, status = str(rec.get("reason")), rec.get("status")
+        st.exit_reason, st.exit_status = reason, status if isinstance(status, int) else None
+        st.state = _EXIT_STATES.get(reason, "crashed")
+        if st.state == "finished":
+            st.error = None
+        elif st.state == "crashed":
+            why = rec.get("error") if isinstance(rec.get("error"), str) else None
+            if reason == "disk_full":
+                st.error = why or "disk full"
+            else:
+                st.error = st.error or why or f"[exit] reason={reason} status={status}"
+
+    def _wrote_since_resume(self, m: Manifest) -> bool:
+        last: dict[str, Any] = next((h for h in reversed(m.history) if h.get("event") == "resume"), {})
+        try:
+            fs = self.log_path(m.run).stat()
+        except OSError:
+            return True
+        ino = last.get("log_ino")
+        if isinstance(ino, list) and tuple(ino) != (fs.st_dev, fs.st_ino):
+            return True
+        return fs.st_size > int(last.get("log_offset", -1))
+
+    def _resume_info(self, m: Manifest, st: RunState) -> None:
+        """`resume_from`: the checkpoint `runctl resume` would continue from (None: none);
+        `resume_blocked`: why a resume would not help."""
+        if m.backend == "slurm" or m.damaged is not None:
+            return
+        if m.kind == "command" and not m.resume_args:
+            st.resume_blocked = f"its preset {m.preset!r} has no resume_args"
+            return
+        point = resume_point(m)
+        st.resume_from = str(point.path) if point.path is not None else None
+        if point.path is None:
+            bad = "; ".join(f"{p.name}: {why}" for p, why in point.damaged)
+            st.resume_blocked = (f"no intact checkpoint ({bad})" if bad else "no checkpoint to resume from")
+            return
+        prev = next((h for h in reversed(m.history) if h.get("event") == "resume"), None)
+        before = prev.get("after") if prev is not None else None
+        if (st.state == "crashed" and isinstance(before, dict) and before.get("error")
+                and before.get("error") == st.error):
+            st.resume_blocked = f"the resumed run crashed the same way ({st.error})"
 
     def _why_gone(self, m: Manifest) -> str:
         if m.backend != "slurm":
-            return NO_FINAL_LINE
+            return self._cut_checkpoint(m) or NO_FINAL_LINE
         info = self.job(m)
         if info is None and m.run in self.job_errors:
             return f"Slurm job {m.job_id}: state unknown ({self.job_errors[m.run]})"
@@ -343,14 +640,24 @@ class RunStore:
         return f"Slurm job {m.job_id} ended {info.state}" + (f" (exit {info.exit_code})" if info.exit_code else "") \
             + " without a final line"
 
-    def _resumed_since_exit(self, m: Manifest) -> bool:
-        last = m.history[-1] if m.history else {}
-        if last.get("event") != "resume":
-            return False
-        try:
-            return self.log_path(m.run).stat().st_size <= int(last.get("log_offset", -1))
-        except OSError:
-            return False
+    def _cut_checkpoint(self, m: Manifest) -> str | None:
+        """A process that died mid-checkpoint (its newest `epoch=NNN.ckpt` incomplete): said, and
+        when its folder is (nearly) full, said as a full disk."""
+        ckpts = Path(m.run_dir) / "checkpoints"
+        newest = epoch_checkpoints(ckpts)[:1]
+        if not newest:
+            return None
+        problem = checkpoint_problem(newest[0])
+        if problem is None:
+            return None
+        epoch = int(newest[0].stem.split("=", 1)[1])
+        last = ckpts / "last.ckpt"
+        need = last.stat().st_size if last.is_file() else 0
+        free = free_bytes(ckpts)
+        full = free is not None and free < max(LOW_SPACE, need)
+        what = "disk full while saving" if full else "the process died while saving"
+        return (f"{what} epoch {epoch} ({NO_FINAL_LINE}; {newest[0].name}: {problem}; "
+                f"{free_text(ckpts)})")
 
 
 @dataclass
@@ -359,7 +666,7 @@ class _ReadLog:
     (device, inode, size, mtime) it had then."""
 
     follower: Any
-    metrics_csv: str | None
+    sources: SourceConfig
     key: tuple[int, ...] = ()
 
 
@@ -381,7 +688,7 @@ def live_state(
     return out
 
 
-def read_log_state(path: Path, metrics_csv: str | None = None) -> RunState:
+def read_log_state(path: Path, sources: SourceConfig | None = None) -> RunState:
     """`tui.state.follow.read_state`, imported lazily (an empty state while it is missing)."""
     try:
         from tui.state.follow import read_state
@@ -389,10 +696,10 @@ def read_log_state(path: Path, metrics_csv: str | None = None) -> RunState:
         return RunState()
     if not Path(path).exists():
         return RunState()
-    return read_state(path, metrics_csv=metrics_csv)
+    return read_state(path, sources=sources)
 
 
-def metrics_csv_of_log(log: Path | str) -> str | None:
-    """The metrics CSV glob recorded in the manifest beside `log` (None: none, or no manifest)."""
+def sources_of_log(log: Path | str) -> SourceConfig | None:
+    """The metric sources recorded in the manifest beside `log` (None: no manifest)."""
     m = RunStore(Path(log).parent.parent).for_log(log)
-    return m.metrics_csv if m is not None else None
+    return m.source_config if m is not None else None

@@ -1,7 +1,9 @@
 """One run followed: its log read incrementally, judged with its manifest's liveness.
 
 The log is read by one `tui.state.follow.LogFollower`: each poll reads only the bytes appended since
-the last one (a truncated log starts again, a rotated one is drained and then followed anew). Its
+the last one. A log truncated, renamed away or deleted under a live run is followed where the
+run's process writes it (`RunStore.writer_file`: its `/proc/PID/fd/1`), and nothing read before is
+dropped; the state's `log_event` says what happened. Its
 folded state, with the manifest's liveness applied by `tui.runs.store.live_state` (the fold the
 TUI's follower worker uses), is the run's state now (`runctl status`, `--watch`, `--follow`, the
 autopilot). No torch, no Textual.
@@ -21,7 +23,9 @@ class RunTail:
 
     def __init__(self, store: RunStore, log: Path, manifest: Manifest | None = None) -> None:
         self.store, self.log, self.manifest = store, Path(log), manifest
-        self.follower = LogFollower(self.log, metrics_csv=manifest.metrics_csv if manifest else None)
+        self.follower = LogFollower(self.log, sources=manifest.source_config if manifest else None)
+        if manifest is not None:
+            self.follower.writer = lambda: store.writer_file(self.manifest) if self.manifest else None
         self.alive: bool | None = None  # the last poll's liveness sample (None: no manifest)
 
     def poll(self) -> RunState:

@@ -11,7 +11,9 @@ from typing import Any
 
 from tui.log import events as evt
 from tui.log.recognise import TRACEBACK
-from tui.state.records import EpochRecord, HorizonMetrics, Progress, RunData
+from tui.log.sources import rank
+from tui.log.sources.values import is_evaluation
+from tui.state.records import EpochRecord, HorizonMetrics, Progress, RunData, Scalar
 
 GRAD_WARNINGS_MAX = 50
 CHECKPOINTS_MAX = 50
@@ -69,6 +71,8 @@ def _epoch_start(st: RunData, ev: evt.EpochStart) -> None:
 
 def _begin_epoch(st: RunData, e: int, max_epochs: int | None, t: float | None) -> EpochRecord:
     """Epoch e of max_epochs began at t: its record."""
+    if st.axis == "step":
+        _to_epochs(st)
     if st.epochs and st.epochs[-1].epoch >= e:  # a re-run replaces e and drops later ones
         st.epochs = [r for r in st.epochs if r.epoch < e]
     st.epoch = e
@@ -161,7 +165,7 @@ def _lr(st: RunData, ev: evt.LearningRate) -> None:
 
 
 def _progress(st: RunData, ev: evt.Progress) -> None:
-    st.progress = Progress(ev.epoch, ev.step, ev.steps, ev.steps_per_s, ev.eta_s, ev.loss)
+    st.progress = Progress(ev.epoch, ev.step, ev.steps, ev.steps_per_s, ev.eta_s, ev.loss, ev.postfix)
 
 
 def _grad_monitor(st: RunData, ev: evt.GradMonitor) -> None:
@@ -327,13 +331,33 @@ _BUILTIN_NAMES = {"val_loss": "val_loss", "val/loss": "val_loss", "train_loss": 
                   "train/total_loss": "train_loss", "sharpe": "sharpe"}
 
 
-def _metrics(st: RunData, ev: evt.Metrics) -> None:
-    rec = st.epoch_record(ev.epoch)
-    rec.metrics.update(ev.values)
-    for name, v in ev.values:
+def _put(rec: EpochRecord, values: tuple[tuple[str, float | None], ...], rank: int) -> None:
+    """Values into a record, each unless a source of a better (lower) rank gave that name there;
+    the logged names of built-in fields fill them when no dedicated line did."""
+    if rank == 0 and rec.ranks is None:
+        rec.metrics.update(values)
+        kept = values
+    else:
+        ranks = rec.ranks if rec.ranks is not None else {}
+        kept = tuple((k, v) for k, v in values if ranks.get(k, 0 if k in rec.metrics else rank) >= rank)
+        if kept:
+            rec.metrics.update(kept)
+            if rank:
+                if rec.ranks is None:
+                    rec.ranks = ranks
+                ranks.update((k, rank) for k, _ in kept)
+            elif rec.ranks is not None:
+                for k, _ in kept:
+                    rec.ranks.pop(k, None)
+    for name, v in kept:
         fld = _BUILTIN_NAMES.get(name)
         if fld is not None and getattr(rec, fld) is None:
             setattr(rec, fld, v)
+
+
+def _metrics(st: RunData, ev: evt.Metrics) -> None:
+    rec = st.epoch_record(ev.epoch)
+    _put(rec, ev.values, 0 if ev.source == "log" else rank(ev.source))
     if ev.final:
         rec.metrics_final = rec.validated = True
     if ev.source == "csv":  # the metrics file of a script whose log has no epoch lines
@@ -347,10 +371,79 @@ def _metrics(st: RunData, ev: evt.Metrics) -> None:
         _validating(st, ev.t)
 
 
+def _remember(st: RunData, values: tuple[tuple[str, float | None], ...], step: int | None,
+              epoch: int | None, rank_: int, t: float | None) -> None:
+    """Each value as its metric's latest, unless a better-ranked source gave that name."""
+    latest = st.latest
+    for k, v in values:
+        old = latest.get(k)
+        if old is None or old.rank >= rank_:
+            latest[k] = Scalar(v, step, epoch, rank_, t)
+
+
+def _to_epochs(st: RunData) -> None:
+    """A run read as counted in steps turned out to have epochs: its timeline is by epoch (the
+    step points go; their values stay each metric's latest)."""
+    st.axis, st.epochs, st.epoch = "epoch", [], None
+
+
+def _scalars(st: RunData, ev: evt.Scalars) -> None:
+    """A source's named numbers at a point: each its metric's latest; on the timeline when the
+    point is an epoch, or an evaluation at a step of a run that has no epochs (tui.log.events)."""
+    r = rank(ev.source)
+    epoch = ev.epoch
+    if epoch is not None and ev.printed:  # as the script printed it: its first one says the base
+        if st.epoch_base is None:
+            st.epoch_base = 0 if epoch == 0 else 1
+        epoch = max(1, epoch + 1 - st.epoch_base)
+    if ev.epochs is not None:
+        st.max_epochs = ev.epochs
+    if ev.steps is not None and epoch is None:
+        st.max_steps = ev.steps
+    values = ev.values
+    _remember(st, values, ev.step, epoch, r, ev.t)
+    if st.source_format is None:
+        st.source_format = ev.source
+    if st.state in ("launching", "initializing") and (values or epoch is not None or ev.step is not None):
+        st.state = "training"
+    evaluation = is_evaluation(ev)
+    rec: EpochRecord | None = None
+    if epoch is not None:
+        if st.axis == "step":
+            _to_epochs(st)
+        rec = st.epoch_record(epoch)
+        if st.epoch is None or epoch > st.epoch:
+            st.epoch = epoch
+            st.phases["first_epoch"] = True
+            st.phase_details.setdefault("first_epoch", f"Epoch {epoch}")
+        if not values and rec.started_at is None:
+            rec.started_at = ev.t
+    elif ev.step is not None:
+        if st.axis == "epoch" and (st.epochs or st.epoch is not None):
+            return  # a step of a run with epochs, and no epoch to put it in: only the latest
+        st.axis = "step"
+        st.epoch = ev.step  # the latest step (a resumed run counts again from its checkpoint's)
+        if evaluation:
+            rec = st.epoch_record(ev.step)
+    elif st.epoch is not None and values and st.axis == "epoch":
+        rec = st.epoch_record(st.epoch)  # a value with no position: the current epoch's (a step
+        # run's: only its latest, as the step it came at is not known)
+    if rec is None:
+        return
+    if ev.step is not None:
+        rec.step = ev.step
+    if values:
+        _put(rec, values, r)
+    if evaluation:
+        rec.validated = rec.metrics_final = True
+        if ev.t is not None:
+            rec.ended_at = ev.t
+
+
 def _reset(st: RunData, ev: evt.Reset) -> None:
-    run, pid = st.run, st.pid
-    st.__init__()  # type: ignore[misc]
-    st.run, st.pid = run, pid
+    """The log was truncated, rotated or deleted under its reader: what was read stays (epochs
+    are never dropped because the file shrank); the change is recorded."""
+    st.log_event = ev.kind
 
 
 HANDLERS: dict[type, Any] = {
@@ -362,5 +455,5 @@ HANDLERS: dict[type, Any] = {
     evt.BestValLoss: _best, evt.AchievedSharpe: _achieved, evt.WrapperResult: _wrapper,
     evt.Error: _error, evt.Warning: _warning, evt.Signal: _signal, evt.Exit: _exit,
     evt.TracebackStart: _tb_start, evt.TracebackEnd: _tb_end, evt.TrainingStart: _training_start,
-    evt.Activity: _activity, evt.Reset: _reset, evt.HotRun: _hot_run,
+    evt.Activity: _activity, evt.Reset: _reset, evt.HotRun: _hot_run, evt.Scalars: _scalars,
 }

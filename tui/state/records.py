@@ -28,6 +28,15 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("first_epoch", "First epoch started"),
 )
 
+# A preset command's checklist (any training script): its own life, not the engine's data pipeline.
+COMMAND_PHASES: tuple[tuple[str, str], ...] = (
+    ("started", "Process started"),
+    ("first_output", "First output"),
+    ("first_step", "First step"),
+    ("first_eval", "First evaluation"),
+    ("checkpoint", "Checkpoint saved"),
+)
+
 HORIZONS = (1, 5, 10, 20)
 
 
@@ -52,7 +61,8 @@ class HorizonMetrics:
 
 @dataclass(slots=True)
 class EpochRecord:
-    """One epoch of the timeline."""
+    """One point of the timeline: an epoch (1-based), or, for a run without epochs
+    (`RunData.axis == "step"`), an evaluation at step `epoch` (then `step == epoch`)."""
 
     epoch: int
     max_epochs: int | None = None
@@ -69,17 +79,22 @@ class EpochRecord:
     metrics: dict[str, float | None] = field(default_factory=dict)  # every metric by its logged name
     metrics_final: bool = False  # the epoch's end-of-epoch metrics arrived ([metrics] line, CSV)
     gen: int = field(default=0, compare=False, repr=False)  # the state generation that may write it
+    step: int | None = None  # the script's step counter at this point, where a source said it
+    ranks: dict[str, int] | None = None  # name -> rank of the source its value came from (None:
+    # every value from the runctl stream, the best rank); tui.log.sources.SOURCES' order
 
     def unshared(self, gen: int) -> EpochRecord:
         """A copy to write to (its dicts copied too; the HorizonMetrics in them never change)."""
         out = copy.copy(self)
         out.horizons, out.metrics, out.gen = dict(self.horizons), dict(self.metrics), gen
+        if self.ranks is not None:
+            out.ranks = dict(self.ranks)
         return out
 
 
 @dataclass(slots=True)
 class Progress:
-    """The latest in-epoch progress line."""
+    """The latest in-epoch progress line (a step run's: its latest step)."""
 
     epoch: int | None = None
     step: int | None = None
@@ -87,6 +102,18 @@ class Progress:
     steps_per_s: float | None = None
     eta_s: float | None = None
     loss: float | None = None
+    postfix: tuple[tuple[str, float | None], ...] = ()  # a tqdm bar's `name=value` postfix
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """A metric's latest value, where it was (step, 1-based epoch) and the rank of its source."""
+
+    value: float | None
+    step: int | None = None
+    epoch: int | None = None
+    rank: int = 0
+    t: float | None = None
 
 
 @dataclass
@@ -122,7 +149,45 @@ class RunData:
     grad_l2: dict[str, float | None] = field(default_factory=dict)  # group -> latest grad L2 norm
     last_warning: str | None = None  # latest WARNING line no specific event covers
     last_error: str | None = None  # latest ERROR line (fatal or not)
+    log_event: str | None = None  # the log changed under its reader: truncated | rotated | deleted
+    resume_from: str | None = None  # the checkpoint a resume would continue from (set by the controller)
+    resume_blocked: str | None = None  # why a resume would not help (set by the controller)
     gen: int = field(default=0, compare=False, repr=False)  # records of an older one are shared
+    axis: str = "epoch"  # the timeline's points: epochs, or steps for a run that has no epochs
+    max_steps: int | None = None  # a step run's budget (a printed `step N/M`, the preset's max_steps)
+    latest: dict[str, Scalar] = field(default_factory=dict)  # every metric's latest value, any source
+    epoch_base: int | None = None  # printed epochs: 0- or 1-based (the run's first one says)
+    kind: str | None = None  # the manifest's: "engine" (the bundled engine) | "command" | None
+
+    @property
+    def engine_phases(self) -> bool:
+        """The start-up checklist is the engine's (the bundled engine, the original pipeline); any
+        other script gets `COMMAND_PHASES` (a log of no known kind or format yet: the engine's)."""
+        return (self.kind == "engine" or self.source_format in ("engine", "atft")
+                or self.kind is None and self.source_format is None)
+
+    def checklist(self) -> list[tuple[str, str, bool, str]]:
+        """(key, label, done, detail) of each start-up phase of this run's kind."""
+        if self.engine_phases:
+            return [(k, label, self.phases.get(k, False), self.phase_details.get(k, ""))
+                    for k, label in PHASES]
+        evals = sum(1 for r in self.epochs if r.validated)
+        stepped = self.progress.step is not None or bool(self.epochs) or bool(self.latest)
+        where = (f"{self.axis} {self.epoch}" if self.epoch is not None
+                 else f"step {self.progress.step}" if self.progress.step is not None else "")
+        done = {
+            "started": (self.started_at is not None or self.lines > 0 or self.state != "launching", ""),
+            "first_output": (self.lines > 0, f"{self.lines} lines" if self.lines else ""),
+            "first_step": (stepped, where if stepped else ""),
+            "first_eval": (evals > 0, f"{evals} so far" if evals else ""),
+            "checkpoint": (bool(self.checkpoints), self.checkpoints[-1] if self.checkpoints else ""),
+        }
+        return [(k, label, *done[k]) for k, label in COMMAND_PHASES]
+
+    @property
+    def budget(self) -> int | None:
+        """The run's budget on its axis: max_epochs, or max_steps for a run counted in steps."""
+        return self.max_steps if self.axis == "step" else self.max_epochs
 
     def epoch_record(self, epoch: int) -> EpochRecord:
         """The record for `epoch` to write to, created if missing (timeline kept sorted); one that
@@ -153,7 +218,7 @@ class RunData:
         out.epochs, out.progress = list(self.epochs), copy.copy(self.progress)
         out.grad_warnings, out.low_variance = list(self.grad_warnings), dict(self.low_variance)
         out.checkpoints, out.attempt_starts = list(self.checkpoints), list(self.attempt_starts)
-        out.grad_l2 = dict(self.grad_l2)
+        out.grad_l2, out.latest = dict(self.grad_l2), dict(self.latest)
         self.gen = out.gen = next(_GENERATIONS)
         return out
 

@@ -17,7 +17,7 @@ def state_json(st: RunData) -> dict[str, Any]:
         "state": st.state,
         "epoch": st.epoch,
         "max_epochs": st.max_epochs,
-        "phases": dict(st.phases),
+        "phases": {k: done for k, _, done, _ in st.checklist()},
         "progress": {
             "epoch": st.progress.epoch,
             "step": st.progress.step,
@@ -25,10 +25,15 @@ def state_json(st: RunData) -> dict[str, Any]:
             "steps_per_s": finite_or_none(st.progress.steps_per_s),
             "eta_s": finite_or_none(st.progress.eta_s),
             "loss": finite_or_none(st.progress.loss),
+            "postfix": {k: finite_or_none(v) for k, v in st.progress.postfix},
         },
+        "axis": st.axis,
+        "max_steps": st.max_steps,
         "epochs": [
             {
                 "epoch": r.epoch,
+                "step": r.step,
+                "validated": r.validated,
                 "started_at": r.started_at,
                 "ended_at": r.ended_at,
                 "train_loss": finite_or_none(r.train_loss),
@@ -56,4 +61,7 @@ def state_json(st: RunData) -> dict[str, Any]:
         "started_at": st.started_at,
         "last_time": st.last_time,
         "source_format": st.source_format,
+        "latest": {k: {"value": finite_or_none(x.value), "step": x.step, "epoch": x.epoch}
+                   for k, x in sorted(st.latest.items())},
+        "log_event": st.log_event,
     }

@@ -28,7 +28,6 @@ from tui.app.widgets.phases import PhaseChecklist
 from tui.app.widgets.process import ProcessPanel
 from tui.app.widgets.recommendation import RecommendationBar
 from tui.app.widgets.timeline import EpochTimeline
-from tui.state.records import PHASES
 
 TABS = (("logpane", "Log"), ("charts", "Charts"), ("process", "Process"))
 WIDE_AT = 150  # columns from which the log / charts / process tabs go to the right
@@ -115,7 +114,7 @@ class MainScreen(Screen[None]):
         body = max(0, height - header.rows - 2)  # the recommendation and the footer
         compact, full = metrics.decision_lines()
         table = metrics.table_lines()
-        n_phases = 1 + len(PHASES)
+        n_phases = phases.full_rows
         wants = [
             Want("table", table, table),
             Want("decisions", compact, compact),

@@ -123,9 +123,12 @@ def chart_specs(v: RunView, log_y: bool) -> tuple[ChartSpec, ChartSpec, ChartSpe
     steps = v.steps
     step_series = (Series("train", tuple(p[0] for p in steps), tuple(p[1] for p in steps),
                           colour_of("train_loss")),) if steps else ()
+    unit = v.unit
     return (
-        ChartSpec("Loss per epoch", _with_baselines(v, losses), log_y=log_y),
-        ChartSpec("Sharpe / IC per epoch", _with_baselines(v, scores)),
+        ChartSpec(f"Loss per {unit}", _with_baselines(v, losses), xlabel=unit, log_y=log_y,
+                  integer_x=unit == "epoch"),
+        ChartSpec(f"Sharpe / IC per {unit}", _with_baselines(v, scores), xlabel=unit,
+                  integer_x=unit == "epoch"),
         ChartSpec("Train loss per step", step_series, xlabel="step", log_y=log_y, integer_x=False,
                   empty="no progress line yet"),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
@@ -71,8 +72,9 @@ class RunHeader(Vertical):
         mark = STATE_MARKS.get(st.state, "?")
         eta = eta_seconds(v, now)
         tail = f"ETA {duration(eta)}" if v.active else (st.exit_reason or st.state)
+        notice = f"  [b yellow]⚠ {escape(v.notice)}[/]" if v.notice else ""
         self._set("run-title", f"[b]{v.run or '(log)'}[/b]  [b]{preset}[/b]  {mark} [b]{st.state}[/b]"
-                  f"  {tail}  up {duration(elapsed_seconds(v, now))}  {pid}")
+                  f"  {tail}  up {duration(elapsed_seconds(v, now))}  {pid}{notice}")
 
     def show(self, v: RunView) -> None:
         """Render a snapshot."""
@@ -95,9 +97,12 @@ class RunHeader(Vertical):
         if self.compact and n:
             detail += f" · run {done}/{n}"
         self._set("epoch-detail", detail)
-        self._set("epoch-label", f"epoch {st.epoch or '—'}/{n or '—'}")
+        self._set("epoch-label", f"{st.axis} {st.epoch if st.epoch is not None else '—'}/{n or '—'}")
         run_bar = self.query_one("#run-bar", ProgressBar)
-        if n:
+        if n and st.axis == "step":  # a run counted in steps: how far along its steps it is
+            run_bar.update(total=n, progress=min(n, st.epoch or 0))
+            self._set("run-detail", f"{st.epoch or 0}/{n} steps")
+        elif n:
             partial = (p.step / p.steps) if (p.steps and p.step is not None and (p.epoch or 0) > done) else 0.0
             run_bar.update(total=n, progress=min(n, done + partial))
             self._set("run-detail", f"{done}/{n} epochs")

@@ -45,10 +45,10 @@ def row_cells(r: Row) -> dict[str, str]:
 
 def _checkpoint_line(cp: CheckpointResult) -> str:
     if cp.status == "decided":
-        return (f"{cp.mark} {escape(cp.title)} (epoch {cp.epoch}): [b]{escape(cp.verdict or '')}[/b]"
+        return (f"{cp.mark} {escape(cp.title)} ({cp.where}): [b]{escape(cp.verdict or '')}[/b]"
                 f" — {escape(cp.say)}")
     why = ", not reached" if cp.status == "not_reached" else ", no data" if cp.status == "no_data" else ""
-    return f"{cp.mark} {escape(cp.title)} (epoch {cp.epoch or '?'}{why})"
+    return f"{cp.mark} {escape(cp.title)} ({cp.where}{why})"
 
 
 def _collapse(v: Verdicts) -> list[str]:

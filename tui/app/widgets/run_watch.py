@@ -7,6 +7,7 @@ fold into the state, its raw lines go to the log pane as one `LogChunk`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,14 @@ from typing import Any
 
 from textual.message import Message
 
-from tui.app.messages import CheckpointDecided, LogChunk, ProcSample, RunEnded, RunSnapshot
+from tui.app.messages import (
+    CheckpointDecided,
+    LogChunk,
+    ProcSample,
+    RunEnded,
+    RunNotice,
+    RunSnapshot,
+)
 from tui.app.view import ProcView, RunView, field_of
 from tui.judge.conditions import TERMINAL
 from tui.judge.evaluate import evaluate
@@ -23,7 +31,7 @@ from tui.log.events import Progress as ProgressEvent
 from tui.log.parse import parse_line
 from tui.presets.baselines import Baselines
 from tui.presets.preset import Preset
-from tui.runs.store import live_state, metrics_csv_of_log
+from tui.runs.store import live_state, sources_of_log
 from tui.state.run import RunState
 
 MAX_CHUNK = 5000  # the log pane keeps no more than this many lines
@@ -41,7 +49,7 @@ def default_follower(path: Path) -> Any:
     the metrics CSV its manifest names, for a script with no runctl callback)."""
     from tui.state.follow import LogFollower
 
-    return LogFollower(path, keep_lines=MAX_CHUNK, metrics_csv=metrics_csv_of_log(path))
+    return LogFollower(path, keep_lines=MAX_CHUNK, sources=sources_of_log(path))
 
 
 class RunWatch:
@@ -68,6 +76,11 @@ class RunWatch:
         self._alive: bool | None = None
         self.steps: list[tuple[float, float]] = []
         self.view: RunView | None = None
+        self.notice: str | None = None  # what went wrong around the run, one line (RunNotice)
+        self._had_run_dir = False
+        if store is not None and manifest is not None and hasattr(follower, "writer"):
+            # a log renamed away or deleted under the run: read where its process writes
+            follower.writer = lambda: store.writer_file(self.manifest) if self.manifest is not None else None
 
     def _collect_steps(self, lines: list[str], reset: bool) -> None:
         """(global step, loss) of the progress lines read, for the per-step chart.
@@ -109,6 +122,7 @@ class RunWatch:
         if now >= self._next_manifest:
             self._next_manifest = now + MANIFEST_EVERY_S
             changed |= self._refresh_manifest()
+            changed |= self._check_notice()
         if now >= self._next_proc and self.probe is not None:
             self._next_proc = now + PROC_EVERY_S
             proc = self.probe(self.manifest)
@@ -120,6 +134,47 @@ class RunWatch:
             self._snapshot()
         self._first = False
         return bool(events or (raw is not None and raw.lines))
+
+    def _check_notice(self) -> bool:
+        """Post a RunNotice when what is wrong around the run changed (never a frozen screen)."""
+        text = self._problems()
+        if text == self.notice:
+            return False
+        self.notice = text
+        self.post(RunNotice(self.run, text))
+        return True
+
+    def _problems(self) -> str | None:
+        """One line: the log truncated / rotated / deleted / unreadable, the manifest gone or
+        damaged, the run folder gone, the scheduler not answering (None: nothing)."""
+        notes: list[str] = []
+        event = getattr(getattr(self.follower, "state", None), "log_event", None)
+        reading = getattr(self.follower, "reading", None)
+        if event == "truncated":
+            notes.append("log truncated: the epochs read before are kept")
+        elif event in ("rotated", "deleted"):
+            notes.append(f"log {'renamed away' if event == 'rotated' else 'deleted'}"
+                         + (f": reading {reading}, which the run writes" if reading else ""))
+        if not self.log.exists() and event != "deleted" and not reading:
+            notes.append(f"the log {self.log} is gone")
+        elif self.log.exists() and not os.access(self.log, os.R_OK):
+            notes.append(f"cannot read {self.log}: permission denied")
+        if self.store is not None and self.run is not None:
+            path = self.store.manifest_path(self.run)
+            if not path.exists():
+                notes.append(f"the run's manifest {path} is gone")
+            elif field_of(self.manifest, "damaged"):
+                notes.append(f"manifest {path.name} damaged: {field_of(self.manifest, 'damaged')}")
+            run_dir = field_of(self.manifest, "run_dir")
+            if run_dir:
+                here = Path(run_dir).is_dir()
+                if self._had_run_dir and not here:
+                    notes.append(f"the run folder {run_dir} is gone (its checkpoints with it)")
+                self._had_run_dir = self._had_run_dir or here
+            why = getattr(self.store, "job_errors", {}).get(self.run)
+            if why:
+                notes.append(f"Slurm: {why}")
+        return "; ".join(notes) or None
 
     def _refresh_manifest(self) -> bool:
         if self.store is None or self.run is None:
@@ -148,7 +203,7 @@ class RunWatch:
         launched = field_of(self.manifest, "created_at")
         self.view = RunView(run=self.run or st.run, state=st, preset=self.preset, verdicts=verdicts,
                             log_path=self.log, launched_at=launched, manifest=self.manifest,
-                            steps=tuple(self.steps))
+                            steps=tuple(self.steps), notice=self.notice)
         self.post(RunSnapshot(self.view))
         self._notify(st, verdicts)
 

@@ -49,10 +49,17 @@ def metric_columns(v: RunView) -> list[tuple[str, str]]:
     return list(keys.items())
 
 
+def points(v: RunView) -> list[EpochRecord]:
+    """The timeline's rows: every epoch, or a step run's evaluations."""
+    if v.unit == "step":
+        return [r for r in v.state.epochs if r.validated]
+    return v.state.epochs
+
+
 def timeline_cells(v: RunView, columns: list[tuple[str, str]],
                    recs: list[EpochRecord] | None = None) -> dict[int, dict[str, str]]:
     """epoch -> cells for every column of `recs` (default: every epoch), numbers aligned per column."""
-    recs = v.state.epochs if recs is None else recs
+    recs = points(v) if recs is None else recs
     out: dict[int, dict[str, str]] = {}
     for rec in recs:
         out[rec.epoch] = {
@@ -108,7 +115,7 @@ class EpochTimeline(Vertical):
 
     def lines(self) -> int:
         """Rows it would use: title, header, one per epoch."""
-        return 2 + (len(self._view.state.epochs) if self._view else 0)
+        return 2 + (len(points(self._view)) if self._view else 0)
 
     def set_rows(self, rows: int) -> None:
         """Render in `rows` rows: title, header and the latest epochs that fit."""
@@ -128,8 +135,9 @@ class EpochTimeline(Vertical):
         """Add new epochs, update changed cells, refresh the plan-vs-actual line."""
         self._view = v
         table: DataTable[Text] = self.query_one(DataTable)
-        wanted = [*FIXED, *metric_columns(v)]
-        recs = v.state.epochs
+        fixed = [(k, "Step" if k == "epoch" and v.unit == "step" else lab) for k, lab in FIXED]
+        wanted = [*fixed, *metric_columns(v)]
+        recs = points(v)
         fits = min(len(recs), UNSIZED_ROWS) if self._rows <= 0 else max(1, self._rows - 2)
         self.hidden_epochs = max(0, len(recs) - fits)  # the oldest, when the rows are short
         cells = timeline_cells(v, wanted, recs[self.hidden_epochs:])  # only what is shown: a
@@ -143,8 +151,9 @@ class EpochTimeline(Vertical):
         now = self._clock()
         planned = clock(expected_end(v, n)) if n else "—"
         eta = eta_seconds(v, now)
-        head = "[b]Epochs[/b]" + (f" [dim](latest; {self.hidden_epochs} earlier)[/dim]"
-                                  if self.hidden_epochs else "")
+        title = "Epochs" if v.unit == "epoch" else "Evaluations by step"
+        head = f"[b]{title}[/b]" + (f" [dim](latest; {self.hidden_epochs} earlier)[/dim]"
+                                    if self.hidden_epochs else "")
         if v.active:
             finish = "—" if eta is None else f"{clock(now + eta)} (in {duration(eta)})"
             text = f"{head}  planned end {planned} · expected now {finish}"

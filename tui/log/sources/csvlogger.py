@@ -1,4 +1,4 @@
-"""A Lightning CSVLogger `metrics.csv` -> `Metrics` events: a plain script's epochs and metrics.
+"""Lightning's CSVLogger `metrics.csv` -> `Metrics` events: a plain script's epochs and metrics.
 
 A script with no runctl callback still writes its metrics through Lightning's CSVLogger (columns
 `epoch`, `step` and one per logged name, a row per logging call, the file rewritten as columns
@@ -13,12 +13,14 @@ them again is harmless.
 from __future__ import annotations
 
 import csv
-import glob
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from tui.log.events import Metrics
+from tui.log.events import Event, Metrics
+from tui.log.sources.base import FileSource
+from tui.log.sources.files import GlobWatch
 
 _SKIP = ("epoch", "step")
 
@@ -61,20 +63,28 @@ class CsvMetrics:
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
+        self.watch = GlobWatch(pattern)
         self._seen: dict[str, tuple[int, int]] = {}
 
-    def poll(self) -> list[Metrics]:
+    def poll(self) -> Sequence[Event]:
         """Events of the files that are new or changed since the last poll (oldest file first)."""
-        found = []
-        for name in glob.glob(self.pattern, recursive=True):
+        out: list[Event] = []
+        for name in self.watch.files():
             try:
                 st = os.stat(name)
             except OSError:
                 continue
-            found.append((st.st_mtime_ns, name, (st.st_size, st.st_mtime_ns)))
-        out: list[Metrics] = []
-        for _, name, key in sorted(found):
+            key = (st.st_size, st.st_mtime_ns)
             if self._seen.get(name) != key:
                 self._seen[name] = key
                 out += read_metrics_csv(name)
         return out
+
+
+SOURCE = FileSource(
+    name="csv",
+    title="Lightning's CSVLogger metrics.csv",
+    preset_key="csv",
+    default_glob="{run_dir}/**/metrics.csv",
+    reader=CsvMetrics,
+)
