@@ -450,3 +450,19 @@ def test_key_actions_live_in_app_actions() -> None:
             assert method is getattr(tui.app.actions.RunActions, f"action_{action}"), action
     for name in ("preset_for", "load_runs", "do_launch", "view"):
         assert name in vars(tui.app.actions.RunActions), name
+
+
+@sync
+async def test_the_header_and_a_toast_say_when_the_log_goes(tmp_path: Path) -> None:
+    """The followed run's log deleted under the app: one ⚠ line in the header and a toast, and the
+    epochs already read stay on screen (issue 18)."""
+    app, store, _ = make_app(tmp_path, run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        epochs = len(app.view.state.epochs)
+        store.log_path(SMOKE[1]).unlink()
+        await wait_for(pilot, lambda: "⚠" in str(app.main.query_one("#run-title").render()), timeout=10)
+        title = str(app.main.query_one("#run-title").render())
+        assert "deleted" in title or "gone" in title, title
+        assert any("deleted" in t or "gone" in t for t in texts(app)), texts(app)
+        assert len(app.view.state.epochs) == epochs

@@ -65,3 +65,38 @@ def test_runs_screen(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=before)
+
+
+def test_a_step_run_of_an_uninstrumented_script_120x40(snap_compare: Any, tmp_path: Path) -> None:
+    """nanoGPT's recorded output (tests/data/any_loop): a timeline of evaluations by step, the
+    script's own checklist, criteria and a step checkpoint on its own metric names."""
+    import shutil
+
+    from app_fixtures import FROZEN, PRESETS, RecordedStore, make_app  # noqa: F811
+
+    from tui.runs.store import Manifest
+
+    presets = tmp_path / "presets"
+    shutil.copytree(PRESETS, presets)
+    (presets / "train.py").write_text("")
+    (presets / "nano.toml").write_text(
+        'description = "nanoGPT train.py"\ncommand = ["{python}", "train.py", "--max_iters={max_steps}"]\n'
+        'override_format = "--{key}={value}"\nmax_steps = 200\n'
+        '[[criteria]]\nmetric = "val_loss"\nop = "<"\nvalue = 2.0\nlabel = "val loss below 2.0"\n'
+        '[[criteria]]\nmetric = "loss"\nop = "<"\nvalue = 2.5\nlabel = "train loss below 2.5"\n'
+        '[[checkpoints]]\nstep = 100\ntitle = "Step 100"\nrules = [{ when = [{ metric = "val_loss", '
+        'op = "<", value = 2.5 }], verdict = "learning", level = "good", say = "go on" }, '
+        '{ verdict = "stuck", level = "bad" }]\n')
+    app, store, _ = make_app(tmp_path, runs=(), alive=())
+    assert isinstance(store, RecordedStore)
+    run = "nano_20261205_174000"
+    store.training_dir.mkdir(parents=True, exist_ok=True)
+    log = store.log_path(run)
+    text = (Path(__file__).parent / "data" / "any_loop" / "nanogpt_train.log").read_text()
+    log.write_text(text + "[2026-11-24 04:23:11,000][runctl][INFO] - [exit] reason=finished status=0\n")
+    store.save(Manifest(run=run, name="nano", preset="nano", log=str(log), run_dir=str(store.run_dir(run)),
+                        pid_file=str(store.pid_path("nano")), created_at=FROZEN - 300, host="test",
+                        kind="command", pid=4343, create_time=FROZEN - 300,
+                        sources={"log_format": "auto", "stdout": True, "patterns": [], "files": {}}))
+    app, _, _ = make_app(tmp_path, runs=(), alive=(), run=run)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=settle)

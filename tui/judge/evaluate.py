@@ -24,7 +24,10 @@ from tui.state.run import RunState
 def evaluate(preset: Preset, state: RunState, baselines: Baselines | None) -> Verdicts:
     """Judge `state` against the preset's criteria and checkpoints and the baseline table."""
     try:
-        baseline = baselines.get(preset.baseline) if baselines is not None else None
+        # the table's rows are the engine's (Sharpe, IC, SCALE): a script's preset compares with
+        # one only when it names it
+        own = preset.is_engine or preset.baseline is not None
+        baseline = baselines.get(preset.baseline) if baselines is not None and own else None
     except PresetError:
         baseline = None
     recs = validated(state)

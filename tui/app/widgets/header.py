@@ -86,7 +86,10 @@ class RunHeader(Vertical):
         if st.state == "finished" and n:
             done = n
         epoch_bar = self.query_one("#epoch-bar", ProgressBar)
-        if p.steps and p.step is not None:
+        if st.axis == "step" and not p.steps:  # a run counted in steps, with no progress bar of its own
+            epoch_bar.update(total=n or None, progress=st.epoch or 0)
+            detail = f"{st.epoch or 0}/{n or '?'} steps"
+        elif p.steps and p.step is not None:
             step = p.steps if p.epoch is not None and p.epoch <= done else p.step
             epoch_bar.update(total=p.steps, progress=step)
             unit = "/s" if self.compact else " steps/s"
@@ -101,7 +104,8 @@ class RunHeader(Vertical):
         run_bar = self.query_one("#run-bar", ProgressBar)
         if n and st.axis == "step":  # a run counted in steps: how far along its steps it is
             run_bar.update(total=n, progress=min(n, st.epoch or 0))
-            self._set("run-detail", f"{st.epoch or 0}/{n} steps")
+            evals = sum(1 for r in st.epochs if r.validated)
+            self._set("run-detail", f"{evals} evaluation{'s' if evals != 1 else ''}")
         elif n:
             partial = (p.step / p.steps) if (p.steps and p.step is not None and (p.epoch or 0) > done) else 0.0
             run_bar.update(total=n, progress=min(n, done + partial))
