@@ -19,43 +19,20 @@ The file under the path may change while it is followed; each change is one `Res
 
 from __future__ import annotations
 
-import gc
 import io
 import os
 import stat
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from tui.log import events as evt
+from tui.log.gcpause import gc_paused
 from tui.log.lines import LineAssembler, LineTail, RawLines
 from tui.log.scan import RegionScanner
 from tui.log.sources import LineSet
 
 CHUNK = 4 << 20  # bytes per read (8 MB reads cost more in page faults than they save in calls)
 MARK = 32  # bytes remembered before the offset: a file rewritten under the reader is told by them
-
-
-@contextmanager
-def gc_paused(pause: bool = True) -> Iterator[None]:
-    """No cyclic garbage collection inside (when `pause`): reading a long log builds a state of
-    millions of objects, none of them in a cycle, and each collection on the way walks the young
-    ones again (a third to a half of an attach to a log of 85,000 epochs, bench/bench_attach.py).
-    After it, what was built goes straight to the oldest generation (`gc.freeze()` then
-    `gc.unfreeze()`: a move, not a walk; skipped if something else froze objects), where a later
-    full collection sees it as it would have anyway. The collector is process-wide: another
-    thread's allocations wait for it too, for one read."""
-    was = pause and gc.isenabled()
-    if was:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 class LogTail:

@@ -27,6 +27,7 @@ from typing import Any
 
 from tui.errors import RunctlError, write_error
 from tui.runs import procs
+from tui.runs.lock import flock_within
 
 ENV = "RUNCTL_GPUS"
 DIR_ENV = "RUNCTL_GPU_DIR"
@@ -143,15 +144,8 @@ def machine_lock(timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     try:
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o666)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RunctlError(f"another runctl holds {path}; gave up after {timeout:g}s, try again") from None
-                time.sleep(0.05)
+        if not flock_within(fd, timeout):
+            raise RunctlError(f"another runctl holds {path}; gave up after {timeout:g}s, try again")
         try:
             yield
         finally:

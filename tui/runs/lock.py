@@ -67,19 +67,10 @@ def controller_lock(
     except OSError as e:
         raise write_error(path, e, "create") from None
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _holder(path)
-                    raise LockTimeout(
-                        f"another runctl holds {path}{' (' + holder + ')' if holder else ''}; "
-                        f"gave up after {timeout:g}s, try again"
-                    ) from None
-                time.sleep(0.05)
+        if not flock_within(fd, timeout):
+            holder = _holder(path)
+            raise LockTimeout(f"another runctl holds {path}{' (' + holder + ')' if holder else ''}; "
+                              f"gave up after {timeout:g}s, try again")
         with contextlib.suppress(OSError):  # who holds it is a courtesy (a full disk leaves it out)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid={os.getpid()} {what}".strip().encode(), 0)
@@ -95,6 +86,19 @@ def controller_lock(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def flock_within(fd: int, timeout: float) -> bool:
+    """Take an exclusive flock on `fd`, waiting at most `timeout` seconds (False: not taken)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 def _holder(path: Path) -> str:

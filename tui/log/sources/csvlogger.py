@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,19 +63,12 @@ class CsvMetrics:
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.watch = GlobWatch(pattern)
-        self._seen: dict[str, tuple[int, int]] = {}
 
     def poll(self) -> Sequence[Event]:
         """Events of the files that are new or changed since the last poll (oldest file first)."""
         out: list[Event] = []
         for name in self.watch.files():
-            try:
-                st = os.stat(name)
-            except OSError:
-                continue
-            key = (st.st_size, st.st_mtime_ns)
-            if self._seen.get(name) != key:
-                self._seen[name] = key
+            if self.watch.changed(name):
                 out += read_metrics_csv(name)
         return out
 

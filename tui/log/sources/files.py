@@ -2,8 +2,9 @@
 
 `GlobWatch(pattern)` lists the files matching a glob (`**` allowed), oldest first, looking again at
 most every `every` seconds (a run folder with thousands of checkpoint files is not walked on every
-poll). `TailLines` reads the whole lines a file gained since the last read (a partial last line
-waits; a file that shrank is read again from its start).
+poll); `changed(name)` says whether a file is new or changed since it last said so (a file read
+whole: a CSVLogger's, a trainer_state.json). `TailLines` reads the whole lines a file gained since
+the last read (a partial last line waits; a file that shrank is read again from its start).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class GlobWatch:
         self.every = every
         self._at = -every
         self._files: list[str] = []
+        self._seen: dict[str, tuple[int, int]] = {}  # file -> (size, mtime) when `changed` said so
 
     def files(self) -> list[str]:
         """The matching files, oldest (by mtime) first; a file that vanished is left out."""
@@ -39,6 +41,20 @@ class GlobWatch:
                 found.append((st.st_mtime_ns, name))
             self._files = [name for _, name in sorted(found)]
         return self._files
+
+
+    def changed(self, name: str, limit: int | None = None) -> bool:
+        """`name` is new or its size or mtime changed since the last True for it (and it is at most
+        `limit` bytes); a file that cannot be stat'ed has not changed."""
+        try:
+            st = os.stat(name)
+        except OSError:
+            return False
+        key = (st.st_size, st.st_mtime_ns)
+        if self._seen.get(name) == key or limit is not None and st.st_size > limit:
+            return False
+        self._seen[name] = key
+        return True
 
 
 class TailLines:

@@ -18,7 +18,6 @@ same entry in an older checkpoint's history) is not emitted twice.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 
@@ -41,26 +40,19 @@ class TrainerState:
 
     def __init__(self, pattern: str) -> None:
         self.watch = GlobWatch(pattern)
-        self._stat: dict[str, tuple[int, int]] = {}
         self._seen: set[str] = set()
 
     def poll(self) -> Sequence[Event]:
         """Events of the entries that are new since the last poll (oldest file first)."""
         out: list[Event] = []
         for name in self.watch.files():
-            try:
-                st = os.stat(name)
-            except OSError:
-                continue
-            key = (st.st_size, st.st_mtime_ns)
-            if self._stat.get(name) == key or st.st_size > STATE_MAX:
+            if not self.watch.changed(name, STATE_MAX):
                 continue
             try:
                 with open(name, encoding="utf-8") as fh:
                     data = json.load(fh)
             except (OSError, ValueError):
-                continue  # being written: read it at the next change
-            self._stat[name] = key
+                continue  # being written: its next change reads it again
             history = data.get("log_history") if isinstance(data, dict) else None
             for entry in history if isinstance(history, list) else ():
                 if not isinstance(entry, dict):

@@ -42,17 +42,15 @@ epoch left makes no event. A step whose records straddle two polls comes as two 
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import re
 import stat
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from tui.log.events import Event, Scalars
+from tui.log.gcpause import gc_paused
 from tui.log.sources.base import FileSource
 from tui.log.sources.files import GLOB_EVERY_S, GlobWatch
 
@@ -93,25 +91,6 @@ def masked_crc32c(data: bytes) -> int:
         crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
     crc ^= 0xFFFFFFFF
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a read builds its events (none is in a cycle; the
-    collections on the way cost ~15% of an attach), as `tui.log.tail.gc_paused` does for a log
-    (not imported: tui.log.tail imports tui.log.sources). What was built then moves to the oldest
-    generation (`gc.freeze()` then `gc.unfreeze()`, skipped if something else froze objects)."""
-    was = gc.isenabled()
-    if was:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 class _Bad(Exception):
@@ -466,7 +445,7 @@ class TensorBoardReader:
             if name not in self._files:
                 self._files[name] = _File(name)
         out: list[Event] = []
-        with _gc_paused():
+        with gc_paused():
             for f in list(self._files.values()):
                 self._poll_file(f, out)
         return out
