@@ -520,7 +520,11 @@ class RegionScanner:
     def _last_time(buf: Bytes, start: int, end: int) -> float | None:
         """The segment's last line time: the lines with a timestamp in them, from the end (a
         log with none, a script's plain prints, costs one regex pass, not a parse per line)."""
-        hi, width = end - 1, 1 << 14
+        s = buf.rfind(b"\n", start, end - 1) + 1 or start  # most logs stamp their last line
+        t = line_time(_decode(buf[s : end - 1]))
+        if t is not None:
+            return t
+        hi, width = s - 1, 1 << 9
         while hi > start:
             lo = max(start, hi - width)
             lo = buf.rfind(b"\n", 0, lo) + 1 if lo > start else start

@@ -15,6 +15,7 @@ files.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,10 +160,14 @@ def ends_bare(ev: Event) -> bool:
     return type(ev) is Start
 
 
+@functools.lru_cache(maxsize=256)
 def line_set(config: SourceConfig | None) -> LineSet | None:
-    """The line sources a run's config reads beside the prefixed formats (None: none)."""
+    """The line sources a run's config reads beside the prefixed formats (None: none); one per
+    config (a listing of a thousand runs shares a few)."""
     if config is None:
         config = SourceConfig()
+    if config.log_format != "auto" and not config.patterns:
+        return None  # a prefixed format's log: the printed shapes never read it
     srcs: list[LineSource] = []
     if config.patterns:
         srcs.append(patterns.source(config.pattern_spec()))
