@@ -16,6 +16,7 @@ import pytest
 
 from tests.waiting import wait_until
 from tui.presets.registry import PresetRegistry
+from tui.runs.backends.slurm import job_id, job_ids
 from tui.runs.launcher import Launcher
 from tui.runs.store import Manifest, RunStore
 
@@ -97,7 +98,8 @@ def test_a_job_that_vanished(logs_dir: Path, runctl) -> None:  # noqa: ANN001
     run = "sl_tiny_20261201_000000"
     store.save(Manifest(run=run, name="sl_tiny", preset="tiny", log=str(store.log_path(run)),
                         run_dir=str(store.run_dir(run)), pid_file=str(store.pid_path("sl_tiny")),
-                        created_at=time.time(), host="h", backend="slurm", job_id="999999", job_ids=("999999",)))
+                        created_at=time.time(), host="h", backend="slurm",
+                        backend_data={"job_id": "999999", "job_ids": ["999999"]}))
     r = runctl("status", run, "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
@@ -156,7 +158,7 @@ def test_submit_follow_kill_resume(presets: Path, logs_dir: Path, runctl) -> Non
     store = RunStore(logs_dir)
     launcher = Launcher(store, PresetRegistry(presets))
     m = launcher.launch("sl_user")
-    assert m.backend == "slurm" and m.job_id and m.pid is None
+    assert m.backend == "slurm" and job_id(m) and m.pid is None
     script = (Path(m.run_dir) / "slurm" / "job-1.sbatch").read_text()
     assert "#SBATCH --open-mode=append" in script and "#SBATCH --requeue" in script
     assert "exec srun --unbuffered" in script and f"#SBATCH --output={m.log}" in script
@@ -166,18 +168,18 @@ def test_submit_follow_kill_resume(presets: Path, logs_dir: Path, runctl) -> Non
     assert data["slurm"]["state"] == "RUNNING" and data["slurm"]["node"] and data["process"] is None
     assert data["slurm"]["time_limit"] == "00:10:00" and data["state"] in ("training", "validating")
     runs = json.loads(runctl("--presets", str(presets), "runs", "--json").stdout)
-    assert runs[0]["job_id"] == m.job_id and runs[0]["slurm_state"] == "RUNNING"
+    assert runs[0]["job_id"] == job_id(m) and runs[0]["slurm_state"] == "RUNNING"
     said = launcher.kill(m.run, grace=60)
-    assert f"SIGTERM -> Slurm job {m.job_id}" in said and "exited after SIGTERM" in said
+    assert f"SIGTERM -> Slurm job {job_id(m)}" in said and "exited after SIGTERM" in said
     ck = Path(m.run_dir) / "checkpoints"
     st = store.state(store.get(m.run))
     assert st.state == "killed" and st.exit_status == 143 and (ck / "interrupted.ckpt").is_file()
     m2 = launcher.resume(m.run)
-    assert m2.job_id != m.job_id and m2.job_ids == (m.job_id, m2.job_id)
+    assert job_id(m2) != job_id(m) and tuple(job_ids(m2)) == (job_id(m), job_id(m2))
     assert _wait(lambda: _state(store, m.run) == "finished", 180), log.read_text()[-3000:]
     assert _metrics_epochs(log.read_text()) == [1, 2, 3, 4]  # every epoch validated once
     text = runctl("--presets", str(presets), "status", m.run).stdout
-    assert f"slurm    job {m2.job_id}" in text and "finished" in text.lower()
+    assert f"slurm    job {job_id(m2)}" in text and "finished" in text.lower()
 
 
 @pytest.mark.slurm
@@ -199,24 +201,24 @@ def test_time_limit_requeues_and_continues(presets: Path, logs_dir: Path) -> Non
     # the requeue (slurmd refuses a credential issued in the second its job's was revoked:
     # "Job credential revoked", the job FAILED); the node's "idle" alone comes too early.
     def old_instance_gone() -> bool:
-        tag = f"slurmstepd: [{m.job_id}."
+        tag = f"slurmstepd: [{job_id(m)}."
         return (time.monotonic() - requeued_at > 3
                 and not any(tag in " ".join(p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"])))
 
     def released() -> bool:
-        job = _scontrol("show", "job", m.job_id)
+        job = _scontrol("show", "job", job_id(m))
         idle = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
                               timeout=30).stdout.split() == ["idle"]
         if "JobState=PENDING" in job and idle and old_instance_gone():
-            _scontrol("update", f"JobId={m.job_id}", "TimeLimit=10")
-            _scontrol("update", f"JobId={m.job_id}", "StartTime=now")
+            _scontrol("update", f"JobId={job_id(m)}", "TimeLimit=10")
+            _scontrol("update", f"JobId={job_id(m)}", "StartTime=now")
         return _state(store, m.run) == "finished"
 
     assert _wait(released, 240, step=2.0), log.read_text()[-3000:]
     text = log.read_text()
     assert "restarted (restart 1), resuming from" in text and "interrupted.ckpt" in text
     assert _metrics_epochs(text) == list(range(1, 9))  # no completed epoch lost, none twice
-    assert "Restarts=1" in _scontrol("show", "job", m.job_id)
+    assert "Restarts=1" in _scontrol("show", "job", job_id(m))
 
 
 @pytest.mark.slurm
@@ -241,7 +243,7 @@ def test_the_tui_probe_shows_a_slurm_job(monkeypatch: pytest.MonkeyPatch, tmp_pa
     from tui.runs.slurm import JobInfo
 
     m = Manifest(run="r", name="r", preset="tiny", log="l", run_dir="d", pid_file="p", created_at=0.0,
-                 host="h", backend="slurm", job_id="42")
+                 host="h", backend="slurm", backend_data={"job_id": "42", "job_ids": ["42"]})
     monkeypatch.setattr(proc_probe._jobs, "info", lambda job: JobInfo(job, "RUNNING", None, "node7",
                                                                          "00:01:02", "00:10:00", 0))
     p = proc_probe.sample_process(m)

@@ -8,8 +8,9 @@ from typing import Any
 import psutil
 
 from tui.app.view import ProcView, field_of, size
-from tui.errors import RunctlError
-from tui.runs import procs, slurm
+from tui.presets.backends import DEFAULT_BACKEND
+from tui.runs import procs
+from tui.runs.backend import JobCache, backend_named
 
 _nvml: Any = None
 _nvml_ok: bool | None = None
@@ -52,31 +53,16 @@ def gpu_text(pids: set[int] | None = None) -> str:
     return "  ".join(parts) or "no GPU"
 
 
-_jobs = slurm.JobCache()
-
-
-def sample_job(manifest: Any) -> ProcView | None:
-    """A Slurm run: its job as Slurm tells it (alive while queued or running)."""
-    job = field_of(manifest, "job_id")
-    if not job:
-        return None
-    try:
-        info = _jobs.info(job)
-    except RunctlError as e:
-        return ProcView(pid=None, alive=False, status=f"Slurm job {job}: {e}", gpu="")
-    if info is None:
-        return ProcView(pid=None, alive=False, status=f"Slurm job {job}: unknown to Slurm", gpu="")
-    where = f" on {info.node}" if info.node else ""
-    why = f" ({info.reason})" if info.reason else ""
-    limit = f"/{info.time_limit}" if info.time_limit else ""
-    return ProcView(pid=None, alive=info.active, gpu="",
-                    status=f"Slurm job {job} {info.state}{why}{where} {info.elapsed or ''}{limit}".strip())
+_jobs = JobCache()  # what schedulers said, for this panel (apart from any store's answers)
 
 
 def sample_process(manifest: Any) -> ProcView | None:
-    """A sample of the manifest's engine process (None: no pid recorded)."""
-    if field_of(manifest, "backend") == "slurm":
-        return sample_job(manifest)
+    """A sample of the run's process: a scheduled run's job as its scheduler tells it (a Slurm
+    job: alive while queued or running), else its process on this machine (None: no pid)."""
+    backend = backend_named(field_of(manifest, "backend") or DEFAULT_BACKEND)
+    job = backend.scheduled(manifest, _jobs, None)
+    if job is not None:
+        return ProcView(pid=None, alive=job.alive, status=job.text, gpu="")
     pid = field_of(manifest, "pid")
     if pid is None:
         return None

@@ -1,7 +1,8 @@
-"""The Slurm backend: a run as a batch job on the shared filesystem (docs/cli.md, "Slurm").
+"""The Slurm client: its commands, its jobs' states and the batch script (docs/cli.md, "Slurm").
 
-runctl writes the batch script into the run's folder and submits it with `sbatch --parsable`. The
-job appends its output to the run's log (`--output`, `--open-mode=append`, so one log spans every
+The slurm backend (tui.runs.backends.slurm) runs a run as a batch job on the shared filesystem
+through this module. runctl writes the batch script into the run's folder and submits it with
+`sbatch --parsable`. The job appends its output to the run's log (`--output`, `--open-mode=append`, so one log spans every
 requeue and resume), gets SIGUSR1 `signal_before` seconds before its time limit (`--signal`), may be
 requeued (`--requeue`), and starts the program with `exec srun` so signals reach it (a plain child of
 the batch shell never sees them). A restarted (requeued) job resumes from the run's checkpoint.
@@ -27,15 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from tui.errors import RunctlError
+from tui.presets.backends import SlurmSpec
 
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
           "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD")
-SIGNAL_BEFORE_S = 90  # SIGUSR1 this long before the time limit (Slurm's resolution is ~60 s)
 TIMEOUT_S = 30.0  # submitting, cancelling, checking the partition
 STATE_TIMEOUT_ENV = "RUNCTL_SLURM_TIMEOUT"
 STATE_TIMEOUT_S = 4.0  # asking a job's state (`status`, `runs`, the TUI): then the log answers alone
 DOWN_S = 30.0  # after a state query timed out, Slurm is not asked again for this long (per process)
-CACHE_S = 1.0  # job states are asked at most this often per job
 _down: dict[str, Any] = {"until": 0.0, "why": ""}  # the controller did not answer: until when, why
 REQUEUE_FLAG = ".requeue"  # in the run folder: SIGUSR1 arrived (tui.runs.supervise writes it)
 
@@ -44,51 +44,17 @@ class SlurmError(RunctlError):
     """A Slurm command is missing or refused (one line, naming the command)."""
 
 
-@dataclass(frozen=True)
-class SlurmSpec:
-    """A preset's `[slurm]` table (docs/presets.md)."""
-
-    partition: str | None = None
-    time: str | None = None  # sbatch --time: "minutes", "MM:SS", "HH:MM:SS", "D-HH:MM:SS"
-    nodes: int = 1
-    ntasks_per_node: int = 1
-    gpus_per_node: int = 0  # -> --gres=gpu:N
-    cpus_per_task: int | None = None
-    mem: str | None = None  # sbatch --mem, e.g. "16G"
-    account: str | None = None
-    qos: str | None = None
-    extra: tuple[str, ...] = ()  # further sbatch arguments, as given
-    signal_before: int = SIGNAL_BEFORE_S
-
-    @property
-    def distributed(self) -> bool:
-        """More than one task: Lightning DDP across the job's tasks."""
-        return self.nodes * self.ntasks_per_node > 1
-
-    def sbatch_args(self) -> list[str]:
-        """The #SBATCH options this table stands for."""
-        out = [f"--nodes={self.nodes}", f"--ntasks-per-node={self.ntasks_per_node}"]
-        for flag, v in (("--partition", self.partition), ("--time", self.time),
-                        ("--cpus-per-task", self.cpus_per_task), ("--mem", self.mem),
-                        ("--account", self.account), ("--qos", self.qos)):
-            if v is not None:
-                out.append(f"{flag}={v}")
-        if self.gpus_per_node:
-            out.append(f"--gres=gpu:{self.gpus_per_node}")
-        return out + list(self.extra)
-
-    def to_json(self) -> dict[str, Any]:
-        """Manifest form."""
-        out = asdict(self)
-        out["extra"] = list(self.extra)
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> SlurmSpec:
-        """Parse the manifest form."""
-        d = dict(data or {})
-        d["extra"] = tuple(d.get("extra") or ())
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+def sbatch_args(spec: SlurmSpec) -> list[str]:
+    """The #SBATCH options a preset's `[slurm]` table stands for."""
+    out = [f"--nodes={spec.nodes}", f"--ntasks-per-node={spec.ntasks_per_node}"]
+    for flag, v in (("--partition", spec.partition), ("--time", spec.time),
+                    ("--cpus-per-task", spec.cpus_per_task), ("--mem", spec.mem),
+                    ("--account", spec.account), ("--qos", spec.qos)):
+        if v is not None:
+            out.append(f"{flag}={v}")
+    if spec.gpus_per_node:
+        out.append(f"--gres=gpu:{spec.gpus_per_node}")
+    return out + list(spec.extra)
 
 
 # ------------------------------------------------------------------------------ commands
@@ -244,29 +210,11 @@ def find_by_name(name: str) -> str | None:
     return max(ids, key=int) if ids else None
 
 
-class JobCache:
-    """Job states, asked of Slurm at most once per CACHE_S per job."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[float, JobInfo | None]] = {}
-
-    def info(self, job: str | None) -> JobInfo | None:
-        """The job now: scontrol while Slurm remembers it, then sacct; None: Slurm knows nothing."""
-        if not job:
-            return None
-        now = time.monotonic()
-        hit = self._seen.get(job)
-        if hit is not None and now - hit[0] < CACHE_S:
-            return hit[1]
-        info = show_job(job)
-        if info is None:
-            info = accounting(job)
-        self._seen[job] = (now, info)
-        return info
-
-    def forget(self, job: str | None) -> None:
-        """Ask Slurm again next time (after a kill or a submit)."""
-        self._seen.pop(job or "", None)
+def job_info(job: str) -> JobInfo | None:
+    """The job now: scontrol while Slurm remembers it, then sacct; None: Slurm knows nothing
+    (asked through a `tui.runs.backend.JobCache`, at most once a second per job and owner)."""
+    info = show_job(job)
+    return info if info is not None else accounting(job)
 
 
 # ------------------------------------------------------------------------------ the script
@@ -293,7 +241,7 @@ def batch_script(job: BatchJob) -> str:
     lines = ["#!/bin/bash", f"#SBATCH --job-name=runctl-{job.run}", f"#SBATCH --output={job.log}",
              "#SBATCH --open-mode=append", "#SBATCH --requeue",
              f"#SBATCH --signal=USR1@{s.signal_before}"]
-    lines += [f"#SBATCH {a}" for a in s.sbatch_args()]
+    lines += [f"#SBATCH {a}" for a in sbatch_args(s)]
     lines += ["# written by runctl: the run's program under srun, so that signals reach it", "set -u",
               "export PYTHONUNBUFFERED=1", f"export RUNCTL_RUN={q(job.run)}",
               f"export RUNCTL_SLURM_SIGNAL_BEFORE={s.signal_before}",

@@ -3,7 +3,8 @@
 The log is read by one `tui.state.follow.LogFollower`: each poll reads only the bytes appended since
 the last one. A log truncated, renamed away or deleted under a live run is followed where the
 run's process writes it (`RunStore.writer_file`: its `/proc/PID/fd/1`), and nothing read before is
-dropped; the state's `log_event` says what happened. Its
+dropped; the state's `log_event` says what happened. A run whose backend copies its log here (ssh)
+has the copy brought up to date before each read (`Backend.log_feed`). Its
 folded state, with the manifest's liveness applied by `tui.runs.store.live_state` (the fold the
 TUI's follower worker uses), is the run's state now (`runctl status`, `--watch`, `--follow`, the
 autopilot). No torch, no Textual.
@@ -26,6 +27,8 @@ class RunTail:
         self.follower = LogFollower(self.log, sources=manifest.source_config if manifest else None)
         if manifest is not None:
             self.follower.writer = lambda: store.writer_file(self.manifest) if self.manifest else None
+        # what keeps the log here growing, where its backend copies it (ssh); None: the run writes it
+        self.feed = store.backend(manifest).log_feed(store, manifest) if manifest is not None else None
         self.alive: bool | None = None  # the last poll's liveness sample (None: no manifest)
 
     def poll(self) -> RunState:
@@ -33,9 +36,13 @@ class RunTail:
         if self.manifest is not None:
             self.manifest = self.store.for_log(self.log) or self.manifest  # kill / resume update it
             self.alive = self.store.is_running(self.manifest)
+        if self.feed is not None:
+            self.feed.poll()
         self.follower.poll()
         return live_state(self.follower.state, self.store, self.manifest, self.alive)
 
     def close(self) -> None:
-        """Close the log file."""
+        """Close the log file (and stop its backend's feed)."""
+        if self.feed is not None:
+            self.feed.close()
         self.follower.close()
