@@ -67,6 +67,14 @@ def gpu_reservations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True)
+def no_user_notifications(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own (absent) notify.toml (tui.runs.notify): the developer's
+    ~/.config/runctl/notify.toml never gets a test's runs, and no test starts a watcher unless it
+    writes one."""
+    monkeypatch.setenv("RUNCTL_NOTIFY", str(tmp_path / "notify.toml"))
+
+
 @pytest.fixture
 def reaper(tmp_path: Path) -> Iterator[Reaper]:
     """Every process whose command line mentions tmp_path, and every added pid, dies at teardown."""

@@ -424,12 +424,12 @@ def test_a_start_whose_manifest_cannot_be_written_is_rolled_back(logs_dir: Path,
     from tui.errors import DiskFull
     from tui.runs import store as store_mod
 
-    started: list[int] = []
+    started: list[procs.Identity] = []
     real_start = Launcher._start
 
     def spy(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
         ident = real_start(self, *a, **kw)
-        started.append(ident.pid)
+        started.append(ident)
         return ident
 
     def full(path, data, durable=True):  # noqa: ANN001, ANN202
@@ -439,7 +439,8 @@ def test_a_start_whose_manifest_cannot_be_written_is_rolled_back(logs_dir: Path,
     monkeypatch.setattr(store_mod, "atomic_write_json", full)
     with pytest.raises(DiskFull, match=r"cannot write .*\.json: disk full \(.* free on "):
         launcher(logs_dir, presets).launch("stepped")
-    assert started and not procs.is_running(procs.identify(started[0]))
+    # the process it started is not running (an exiting one, its command line already gone, is not)
+    assert started and not procs.is_running(started[0])
     assert sorted(p.name for p in (logs_dir / "training").iterdir()) == [".runctl.lock"]
     assert not (logs_dir / "runs").exists() or not any((logs_dir / "runs").iterdir())
 
@@ -465,7 +466,8 @@ def test_a_scheduler_that_does_not_answer_costs_a_bounded_wait(tmp_path: Path, l
         store.log_path(run).write_text("".join(lines[:40]))  # epoch 1 validated, still going
         store.save(Manifest(run=run, name="tiny", preset="tiny", log=str(store.log_path(run)),
                             run_dir=str(store.run_dir(run)), pid_file=str(store.pid_path("tiny")),
-                            created_at=1.7e9 + i, host="h", backend="slurm", job_id=job, job_ids=(job,),
+                            created_at=1.7e9 + i, host="h", backend="slurm",
+                            backend_data={"job_id": job, "job_ids": [job]},
                             history=({"event": "submit", "at": 1.7e9, "job_id": job},)))
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNCTL_SLURM_TIMEOUT": "1"}
     t0 = time.monotonic()

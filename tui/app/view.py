@@ -17,9 +17,9 @@ from tui.presets.preset import HORIZON_METRICS, Preset, metric_label
 from tui.state.records import EpochRecord
 from tui.state.run import RunState
 
-ACTIVE = ("launching", "initializing", "training", "validating")
+ACTIVE = ("launching", "initializing", "training", "validating", "stalled")
 STATE_MARKS = {
-    "launching": "◌", "initializing": "◔", "training": "●", "validating": "◑",
+    "launching": "◌", "initializing": "◔", "training": "●", "validating": "◑", "stalled": "◎",
     "finished": "✔", "crashed": "✖", "killed": "■", "damaged": "⚠",
 }
 

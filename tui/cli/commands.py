@@ -14,13 +14,13 @@ from typing import Any
 from tui.cli.context import Context
 from tui.cli.follow import follow_run
 from tui.cli.metrics_commands import cmd_metrics
+from tui.cli.notify_commands import cmd_notify, wake
 from tui.cli.preset_commands import cmd_baseline, cmd_presets
 from tui.cli.queue_commands import cmd_queue, enqueue, wake_runner
 from tui.cli.textview import clock, num, render_status, say
 from tui.errors import RunctlError, write_error
-from tui.runs import procs
 from tui.runs.launcher import GpusBusy
-from tui.runs.store import DAMAGED, TERMINAL, Manifest
+from tui.runs.store import DAMAGED, TERMINAL, Manifest, RunStore
 from tui.runs.tail import RunTail
 from tui.state.run import RunState
 
@@ -63,12 +63,9 @@ def cmd_resume(ctx: Context, a: argparse.Namespace) -> int:
 def _started(m: Manifest, as_json: bool, what: str) -> None:
     if as_json:
         out: dict[str, Any] = {"run": m.run, "pid": m.pid, "log": m.log}
-        if m.backend == "slurm":
-            out["job_id"] = m.job_id
-        say(json.dumps(out))
+        say(json.dumps(out | RunStore.backend(m).started_json(m)))
     else:
-        where = f"Slurm job {m.job_id}" if m.backend == "slurm" else f"pid {m.pid}"
-        say(f"{what} {m.run} ({where})\n  log {m.log}\n  follow: runctl status {m.run} --watch")
+        say(f"{what} {m.run} ({RunStore.backend(m).where(m)})\n  log {m.log}\n  follow: runctl status {m.run} --watch")
         if m.autopilot:
             say(f"  autopilot: up to {m.autopilot['steps']} next run(s), "
                 f"supervisor pid {m.autopilot['supervisor']['pid']}")
@@ -92,8 +89,9 @@ def cmd_kill(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
-    """One `runs --json` object."""
+    """One `runs --json` object (`job_id`, `slurm_state`: what the run's scheduler says)."""
     st, sharpe, val_loss = ctx.store.listing(m)
+    job = ctx.store.backend(m).scheduled(m, ctx.store.jobs, ctx.store.job_errors)
     return {
         "run": m.run, "name": m.name, "state": st.state, "pid": m.pid, "log": m.log,
         "damaged": damaged_json(ctx, m), "log_event": st.log_event,
@@ -101,11 +99,10 @@ def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
         "sharpe": sharpe if sharpe is None or sharpe == sharpe else None,
         "val_loss": val_loss,
         "started_at": m.created_at, "error": st.error, "parent": m.parent,
+        "stalled_since": st.stalled_since,  # issue 20
         "children": list(m.children), "autopilot": bool(m.autopilot),
-        "backend": m.backend, "job_id": m.job_id, "gpus": list(m.gpus),
-        "slurm_state": (info.state if (info := ctx.store.job(m)) is not None
-                        else "unknown" if m.run in ctx.store.job_errors else None)
-        if m.backend == "slurm" else None,
+        "backend": m.backend, "job_id": job.job_id if job is not None else None, "gpus": list(m.gpus),
+        "slurm_state": job.state if job is not None else None,
     }
 
 
@@ -118,7 +115,8 @@ def damaged_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
 
 def cmd_runs(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl runs`."""
-    rows = [run_row(ctx, m) for m in ctx.store.runs()]
+    runs = ctx.store.runs()
+    rows = [run_row(ctx, m) for m in runs]
     if a.json:
         say(json.dumps(rows))
         return 0
@@ -126,9 +124,9 @@ def cmd_runs(ctx: Context, a: argparse.Namespace) -> int:
         say(f"no runs in {ctx.store.training_dir}")
         return 0
     say(f"{'run':<36} {'state':<12} {'pid':>8} {'epoch':>7} {'sharpe':>8}  started")
-    for r in rows:
+    for m, r in zip(runs, rows, strict=True):
         ep = f"{r['epoch'] or 0}/{r['max_epochs'] or '?'}"
-        where = f"job {r['job_id']}" if r["backend"] == "slurm" else r["pid"] or "—"
+        where = ctx.store.backend(m).label(m) or r["pid"] or "—"
         say(f"{r['run']:<36} {r['state']:<12} {where:>8} {ep:>7} "
             f"{num(r['sharpe']):>8}  {clock(r['started_at'])}")
     return 0
@@ -204,20 +202,18 @@ def resume_json(m: Manifest | None, st: RunState) -> dict[str, Any] | None:
 
 
 def process_json(m: Manifest | None) -> dict[str, Any] | None:
-    """A local run's process: CPU, RSS, uptime... (None: no manifest, or a Slurm run)."""
-    return procs.stats(m.identity) if m is not None and m.backend == "local" else None
+    """The run's process on this machine: CPU, RSS, uptime... (None: no manifest, or it runs
+    elsewhere: a Slurm job)."""
+    return RunStore.backend(m).process(m) if m is not None else None
 
 
 def slurm_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
-    """A Slurm run's job: id, state, node, pending reason, elapsed, time limit, restarts."""
-    if m is None or m.backend != "slurm":
+    """What the run's scheduler says (a Slurm job: id, state, node, pending reason, elapsed, time
+    limit, restarts; state `unknown` when it did not answer); None: it has none."""
+    if m is None:
         return None
-    info = ctx.store.job(m)
-    base = {"job_id": m.job_id, "job_ids": list(m.job_ids), "state": None, "reason": None, "node": None,
-            "elapsed": None, "time_limit": None, "restarts": None, "exit_code": None, "source": None}
-    if info is None and m.run in ctx.store.job_errors:  # Slurm did not answer: the log answered alone
-        base |= {"state": "unknown", "reason": ctx.store.job_errors[m.run], "source": "unanswered"}
-    return {**base, **(info.to_json() if info is not None else {}), "job_ids": list(m.job_ids)}
+    job = ctx.store.backend(m).scheduled(m, ctx.store.jobs, ctx.store.job_errors)
+    return job.fields if job is not None else None
 
 
 def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
@@ -308,11 +304,13 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
 
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
             "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
-            "baseline": cmd_baseline, "queue": cmd_queue, "metrics": cmd_metrics}
+            "baseline": cmd_baseline, "queue": cmd_queue, "metrics": cmd_metrics,
+            "notify": cmd_notify}
 
 
 def dispatch(a: argparse.Namespace) -> int:
     """Run the parsed command (no command: the TUI); restart the queue runner if it died."""
     ctx = Context(a)
     wake_runner(ctx)
+    wake(ctx, a)  # issue 20: notification settings checked before a start; the watcher kept alive
     return COMMANDS[a.cmd or "tui"](ctx, a)

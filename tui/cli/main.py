@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tui.errors import RunctlError, write_error
+from tui.presets.backends import DEFAULT_BACKEND, backend_names
 
 DEFAULT_LOGS = Path("_logs")
 
@@ -67,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="follow verdicts and launch up to N next presets (default 3)")
     sp.add_argument("--queue", action="store_true",
                     help="when the GPUs it needs are taken, wait in the queue instead of failing")
-    sp.add_argument("--backend", choices=("local", "slurm"), default=None,
-                    help="where the run goes (default: the preset's backend, else local)")
+    sp.add_argument("--backend", choices=backend_names(), default=None,
+                    help=f"where the run goes (default: the preset's backend, else {DEFAULT_BACKEND})")
 
     sp = cmd("queue", "presets waiting for GPUs: list, add, remove")
     sp.add_argument("--json", action="store_true")
@@ -139,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     mt.add_argument("--all", action="store_true", help="every line, also those that give nothing")
     mt.add_argument("--limit", type=int, default=200, metavar="N",
                     help="lines with metrics shown (default 200; 0: all)")
+
+    sp = cmd("notify", "notification settings, the watcher and the latest notifications")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--last", type=int, default=10, metavar="N", help="latest notifications shown (default 10)")
+    nsub = sp.add_subparsers(dest="ncmd", parser_class=_Parser)
+    nt = nsub.add_parser("test", help="send a test notification to every configured URL now")
+    _common(nt, top=False)
+    nt.add_argument("--preset", dest="preset_name", default=None, metavar="NAME",
+                    help="also the URLs of this preset's [notify]")
 
     sp = cmd("tui", "the Textual app")
     sp.add_argument("run", nargs="?", default=None)

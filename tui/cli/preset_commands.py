@@ -48,6 +48,14 @@ def cmd_presets(ctx: Context, a: argparse.Namespace) -> int:
                                               if r.when else "") for r in cp.rules))
         for verdict, act in p.next.items():
             say(f"next      {verdict} -> {act.preset or '(no launch)'}: {act.why}")
+        if p.stall_after is not None:
+            say(f"stall     {'never' if p.stall_after == 0 else f'after {p.stall_after:g}s without output'}")
+        if p.notify:
+            from tui.runs.notify import dest_name
+
+            on = ", ".join(p.notify.get("on") or ["notify.toml's events"])
+            to = ", ".join(dest_name(u) for u in p.notify.get("urls", ())) or "notify.toml's URLs"
+            say(f"notify    {on} -> {to}")
         return 0
     if a.pcmd == "check":
         bad = 0

@@ -97,6 +97,10 @@ def render_status(
     if last is not None:
         out.append(f"resumed  {clock(last.get('at'))}" + (f" from {last['ckpt']}" if last.get("ckpt") else "")
                    + (f" ({last['note']})" if last.get("note") else ""))
+    if st.state == "stalled" and st.stalled_since is not None:
+        out.append(f"stalled  alive, but no log line, metric or checkpoint since {clock(st.stalled_since)} "
+                   f"({duration(time.time() - st.stalled_since)} ago; stall_after "
+                   f"{duration(st.stall_after)}): runctl kill {st.run or 'RUN'} stops it")
     if st.error:
         out.append(f"error    {st.error}")
     if st.exit_reason:
@@ -209,8 +213,9 @@ class ProgressPrinter:
 
     def update(self, st: RunState, verdicts: dict[str, Any] | None = None) -> None:
         """Print what is new in `st` since the last call."""
-        if st.state != self._state and st.state not in ("training", "validating"):
-            self.say(f"state: {st.state}")
+        if st.state != self._state and (st.state not in ("training", "validating") or self._state == "stalled"):
+            since = f" (no output since {clock(st.stalled_since)})" if st.state == "stalled" else ""
+            self.say(f"state: {st.state}{since}")
         self._state = st.state
         epochs = st.epochs  # sorted by epoch, one record each: only the unsettled tail is looked at
         first = bisect.bisect_right(epochs, self._settled, key=lambda r: r.epoch)

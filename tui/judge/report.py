@@ -58,6 +58,9 @@ def _status_line(state: RunState, n: int | None) -> str:
         return f"✅ **ACTIVE** - Initializing ({'waiting for: ' + todo[0] if todo else 'almost ready'})"
     if state.state in ("training", "validating"):
         return f"✅ **ACTIVE** - {state.state.capitalize()} {ep}"
+    if state.state == "stalled":
+        return (f"⚠️ **STALLED** - alive at {ep or 'startup'}, but no output since "
+                f"{_full(state.stalled_since)}")
     if state.state == "finished":
         return "✅ **FINISHED** - all epochs complete"
     if state.state == "killed":

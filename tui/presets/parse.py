@@ -7,18 +7,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from engine import config as ec
 from tui.log.sources import FILE_SOURCES
 from tui.log.sources.patterns import PatternError, compile_patterns
+from tui.presets.backends import BACKENDS, settings_tables
 from tui.presets.preset import (
-    BACKENDS,
     HORIZON_METRICS,
     LEVELS,
     LOG_FORMATS,
+    NOTIFY_EVENTS,
     OPS,
     PLACEHOLDERS,
     RESUME_PLACEHOLDERS,
@@ -34,22 +36,23 @@ from tui.presets.preset import (
     metric_name_problem,
     placeholders,
 )
-from tui.presets.schema import Where, is_num, read_toml, tname
+from tui.presets.schema import Where, duration_seconds, is_num, read_toml, tname
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Engine keys that have their own preset field (and engine flag).
 FIELD_KEYS = {"train.trainer.max_epochs": "max_epochs", "data.path": "data_path"}
 
+# A file's keys; each backend's table (`[slurm]`, tui.presets.backends) goes after "backend".
 _TOP_KEYS = (
     "description", "extends", "env", "overrides", "max_epochs", "data_path", "default_horizon",
     "baseline", "timeline", "criteria", "checkpoints", "next",
-    "command", "resume_args", "cwd", "log_format", "metrics_csv", "gpus", "backend", "slurm",
-    "checkpoint_files",
-    "max_steps", "override_format", "metrics",
+    "command", "resume_args", "cwd", "log_format", "metrics_csv", "gpus", "backend",
 )
-_SLURM_INTS = {"nodes": 1, "ntasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1, "signal_before": 1}
-_SLURM_STRS = ("partition", "time", "mem", "account", "qos")
-_SLURM_TIME = re.compile(r"^(?:\d+-)?\d+(?::\d{1,2}){0,2}$|^(?:UNLIMITED|INFINITE)$", re.IGNORECASE)
+_TOP_KEYS_AFTER_TABLES = (
+    "checkpoint_files",
+    "max_steps", "override_format", "metrics", "stall_after", "notify",
+)
+_MERGED = ("env", "overrides", "next", "origins", "metrics", "notify")  # merged per entry along extends
 # Keys whose errors are only errors for the bundled engine: `{"overrides": {key: message}}`.
 ENGINE_ONLY = "engine_errors"
 
@@ -229,26 +232,74 @@ def _metrics(w: Where, raw: Any) -> dict[str, Any]:
     return out
 
 
-def _slurm(w: Where, raw: Any) -> dict[str, Any]:
-    """The [slurm] table: sbatch settings, each checked (docs/presets.md)."""
-    t = w.table(raw, "slurm", (*_SLURM_STRS, *_SLURM_INTS, "extra"))
+def stall_after_value(w: Where, v: Any, where: str = "stall_after") -> float:
+    """`stall_after`: a duration (seconds, or `"90s"`, `"10m"`, `"1h"`), or `false` / `"off"` / 0:
+    never stalled. 0.0 stands for off."""
+    if v is False or v == "off":
+        return 0.0
+    secs = duration_seconds(v)
+    if secs is None or secs < 0:
+        raise w.err(where, f"{v!r} is not a duration; use seconds (600) or a text such as \"90s\", "
+                           f"\"10m\", \"1h\" (false: never stalled)")
+    return secs
+
+
+def notify_table(w: Where, raw: Any, where: str = "notify") -> dict[str, Any]:
+    """A `[notify]` table (a preset's, or a user's notify.toml as a whole): `urls`, a list of
+    notification URLs (apprise's: `scheme://...`), and `on`, the events to send. Only the shape is
+    checked here; whether apprise knows a URL's scheme is checked where it sends
+    (tui.runs.notify), so this layer imports no notification library."""
+    t = w.table(raw, where, ("urls", "on"))
     out: dict[str, Any] = {}
-    for k in _SLURM_STRS:
-        if k in t:
-            out[k] = w.typed(t[k], str, f"slurm.{k}", "a string")
-    if "time" in out and not _SLURM_TIME.match(out["time"].strip()):
-        raise w.err("slurm.time", f"{out['time']!r}: use minutes (\"30\"), \"MM:SS\", \"HH:MM:SS\" "
-                                  f"or \"D-HH:MM:SS\"")
-    for k, low in _SLURM_INTS.items():
-        if k in t:
-            out[k] = w.typed(t[k], int, f"slurm.{k}", "an integer")
-            if out[k] < low:
-                raise w.err(f"slurm.{k}", f"{out[k]} must be >= {low}")
-    if "extra" in t:
-        out["extra"] = w.strings(t["extra"], "slurm.extra")
-        for a in out["extra"]:
-            if not a.startswith("-"):
-                raise w.err("slurm.extra", f"{a!r}: each entry is one sbatch option, e.g. \"--exclusive\"")
+    key = f"{where}." if where else ""
+    if "urls" in t:
+        urls = w.strings(t["urls"], f"{key}urls")
+        for i, u in enumerate(urls, 1):
+            if "://" not in u or not u.split("://", 1)[0].strip():
+                raise w.err(f"{key}urls #{i}", "not a notification URL (scheme://...), e.g. "
+                            "\"ntfy://ntfy.sh/my-runs\", \"json://host:port/path\", \"slack://...\"")
+        out["urls"] = urls
+    if "on" in t:
+        on = w.strings(t["on"], f"{key}on")
+        for e in on:
+            if e not in NOTIFY_EVENTS:
+                raise w.err(f"{key}on", f"unknown event {e!r}; events: {', '.join(NOTIFY_EVENTS)}")
+        out["on"] = tuple(dict.fromkeys(on))
+    return out
+
+
+def _kind(hint: Any) -> Any:
+    """A settings field's type without its None: `str | None` -> str, `tuple[str, ...]` -> tuple."""
+    if get_origin(hint) in (Union, UnionType):
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    return get_origin(hint) or hint
+
+
+def _settings(w: Where, raw: Any, table: str, settings: type) -> dict[str, Any]:
+    """A backend's table (`[slurm]`): its keys are the fields of its settings dataclass
+    (tui.presets.backends), each checked by its type (a string, an integer, a list of strings),
+    its least value (`low`) and its own check (`check`: a message when a value is wrong)."""
+    t = w.table(raw, table, [f.name for f in fields(settings)])
+    types = get_type_hints(settings)
+    out: dict[str, Any] = {}
+    for f in fields(settings):
+        if f.name not in t:
+            continue
+        where, kind = f"{table}.{f.name}", _kind(types[f.name])
+        low, check = f.metadata.get("low"), f.metadata.get("check")
+        if kind is tuple:
+            v: Any = w.strings(t[f.name], where)
+        elif kind is int:
+            v = w.typed(t[f.name], int, where, "an integer")
+        else:
+            v = w.typed(t[f.name], str, where, "a string")
+        if low is not None and v < low:
+            raise w.err(where, f"{v} must be >= {low}")
+        for x in (v if isinstance(v, tuple) else (v,)):
+            problem = check(x) if check is not None else None
+            if problem is not None:
+                raise w.err(where, problem)
+        out[f.name] = v
     return out
 
 
@@ -279,7 +330,8 @@ def env_value(w: Where, name: str, v: Any, where: str) -> str:
 def parse_preset_file(path: Path) -> dict[str, Any]:
     """One file's own settings as typed values (extends not applied); raise PresetError."""
     w = Where(path)
-    raw = w.table(read_toml(path), "", _TOP_KEYS)
+    tables = settings_tables()
+    raw = w.table(read_toml(path), "", (*_TOP_KEYS, *tables, *_TOP_KEYS_AFTER_TABLES))
     out: dict[str, Any] = {}
     for k in ("description", "extends", "data_path", "baseline"):
         if k in raw:
@@ -336,8 +388,13 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
         if raw["backend"] not in BACKENDS:
             raise w.err("backend", f"{raw['backend']!r} is not one of {', '.join(BACKENDS)}")
         out["backend"] = raw["backend"]
-    if "slurm" in raw:
-        out["slurm"] = _slurm(w, raw["slurm"])
+    for table, settings in tables.items():
+        if table in raw:
+            out[table] = _settings(w, raw[table], table, settings)
+    if "stall_after" in raw:
+        out["stall_after"] = stall_after_value(w, raw["stall_after"])
+    if "notify" in raw:
+        out["notify"] = notify_table(w, raw["notify"])
     out["origins"] = {k: path for k in out if k != ENGINE_ONLY}
     out["warnings"] = tuple(w.warnings)
     return out
@@ -347,7 +404,7 @@ def merge_layers(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any
     """Child wins per key; env, overrides and next merge per entry; lists are replaced whole."""
     out = dict(parent)
     for k, v in child.items():
-        out[k] = {**parent.get(k, {}), **v} if k in ("env", "overrides", "next", "origins", "slurm", "metrics") \
+        out[k] = {**parent.get(k, {}), **v} if k in _MERGED or k in settings_tables() \
             else (*parent.get(k, ()), *v) if k == "warnings" else v
     if "overrides" in child:  # a key the child sets again carries the child's own error (if any)
         errors = {k: e for k, e in parent.get(ENGINE_ONLY, {}).items() if k not in child["overrides"]}
@@ -385,7 +442,9 @@ def build_preset(name: str, path: Path, merged: dict[str, Any], chain: tuple[str
         for key, error in merged.get(ENGINE_ONLY, {}).items():
             if key in merged.get("overrides", {}):
                 raise PresetError(error)
-    skip = ("criteria", "checkpoints", "extends", ENGINE_ONLY)
+    tables = settings_tables()
+    skip = ("criteria", "checkpoints", "extends", ENGINE_ONLY, *tables)
     fields_ = {k: v for k, v in merged.items() if k not in skip}
     return Preset(name=name, path=path, extends=chain[1] if len(chain) > 1 else None,
-                  criteria=criteria, checkpoints=checkpoints, chain=chain, **fields_)
+                  criteria=criteria, checkpoints=checkpoints, chain=chain,
+                  backend_settings={t: merged[t] for t in tables if t in merged}, **fields_)

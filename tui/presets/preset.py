@@ -21,6 +21,7 @@ from typing import Any
 from engine import config as ec
 from tui.errors import RunctlError
 from tui.log.sources import FILE_SOURCES, SourceConfig
+from tui.presets.backends import DEFAULT_BACKEND
 
 
 class PresetError(RunctlError):
@@ -32,13 +33,14 @@ HORIZON_METRICS = ("ic", "rank_ic", "scale")
 # Any other metric a log carries (`[metrics]` lines, a CSVLogger metrics.csv), by its logged name.
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,63}$")
 LOG_FORMATS = ("auto", "runctl", "atft")
-BACKENDS = ("local", "slurm")
 PLACEHOLDERS = ("python", "run_dir", "run", "max_epochs", "max_steps")  # in `command` and `resume_args`
 RESUME_PLACEHOLDERS = (*PLACEHOLDERS, "ckpt")  # `resume_args` only: the checkpoint to continue from
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 OPS = (">", ">=", "<", "<=", "between")
 DEFAULT_OVERRIDE_FORMAT = ("{key}={value}",)  # Hydra's; `--{key}={value}`, ("--{key}", "{value}")
 LEVELS = {"good": "✅", "warn": "⚠️", "bad": "❌"}
+# What a notification can be about (docs/presets.md, `[notify]`; tui.runs.notify sends them).
+NOTIFY_EVENTS = ("decided", "finished", "crashed", "stalled", "requeued", "sweep_done")
 
 
 _HORIZON_KEY = re.compile(r"^(ic|rank_ic|scale)_h([1-9][0-9]*)$")
@@ -212,11 +214,14 @@ class Preset:
     checkpoint_files: str | None = None  # what `{ckpt}` is: a glob of files or folders ({run_dir}, {run})
     origins: dict[str, Path] = field(default_factory=dict)  # key -> the file that set it
     gpus: int | None = None  # GPUs a run reserves (None: 1 where the box has GPUs, else 0)
-    backend: str = "local"  # local | slurm
-    slurm: dict[str, Any] = field(default_factory=dict)  # the [slurm] table (tui.runs.slurm.SlurmSpec)
+    backend: str = DEFAULT_BACKEND  # where its runs run: a name of tui.presets.backends.BACKENDS
+    backend_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # backend -> its table ([slurm])
     max_steps: int | None = None  # a run counted in steps: its budget (`{max_steps}`, the timeline)
     override_format: tuple[str, ...] = DEFAULT_OVERRIDE_FORMAT  # how a command takes `key=value`
     metrics: dict[str, Any] = field(default_factory=dict)  # the [metrics] table (docs/presets.md)
+    stall_after: float | None = None  # seconds of silence that make a live run stalled (0: never;
+    # None: from the run's own epoch times, tui.state.stall)
+    notify: dict[str, Any] = field(default_factory=dict)  # the [notify] table: urls, on
     warnings: tuple[str, ...] = ()  # what `presets check` and `launch` say but do not refuse
 
     @property

@@ -28,6 +28,7 @@ from tui.presets.parse import (
     labelled,
     merge_layers,
     parse_preset_file,
+    stall_after_value,
     typed_override,
 )
 from tui.presets.preset import (
@@ -142,6 +143,9 @@ def _parse_sets(preset: Preset, sets: Iterable[str], envs: Iterable[str]) -> dic
                     raise PresetError(f"--set {text}: gpus must be a number of GPUs >= 0")
                 changes["gpus"] = int(value)
                 continue
+            if key == "stall_after":  # the preset's own key: when a silent live run is stalled
+                changes[key] = stall_after_value(Where(Path(f"--set {text}")), value.strip(), "")
+                continue
             if key in ("max_epochs", "max_steps"):  # the preset's own budget (and placeholder)
                 if not value.strip().isdigit() or int(value) <= 0:
                     raise PresetError(f"--set {text}: {key} must be a positive integer")
@@ -197,7 +201,7 @@ def derive(
     changed = ", ".join(sets + envs) or "no changes"
     doc: dict[str, Any] = {"description": f"{parent.description} [derived from {name}: {changed}]",
                            "extends": name}
-    for fld in ("max_epochs", "max_steps", "data_path", "gpus"):
+    for fld in ("max_epochs", "max_steps", "data_path", "gpus", "stall_after"):
         if fld in ch:
             doc[fld] = ch[fld]
     if ch["env"]:

@@ -8,6 +8,7 @@ without a half-written state.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,6 +64,24 @@ def read_toml(path: Path) -> dict[str, Any]:
         return ec.load_config_file(path)
     except ec.ConfigError as e:
         raise PresetError(str(e)) from None
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*([smhd]))+\s*$|^\s*(\d+(?:\.\d+)?)\s*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_seconds(v: Any) -> float | None:
+    """A duration as a user writes it, in seconds: a number of seconds (`600`), or a text of
+    number-unit parts (`"90s"`, `"10m"`, `"1h30m"`, units s m h d); None when it is neither.
+    Shared by every key that takes a duration (a preset's `stall_after`), so each reads alike."""
+    if is_num(v):
+        return float(v)
+    if not isinstance(v, str) or not _DURATION.match(v):
+        return None
+    if not any(c in v for c in _UNIT_S):
+        return float(v)
+    return sum(float(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(v))
 
 
 def is_num(x: Any) -> bool:

@@ -17,27 +17,22 @@ import functools
 import json
 import os
 import re
-import stat
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from engine.runfiles import (
-    LOW_SPACE,
-    checkpoint_problem,
-    epoch_checkpoints,
-    free_bytes,
-    free_text,
-    read_exit,
-)
+from engine.runfiles import read_exit
 from tui.errors import RunctlError, write_error
 from tui.log.sources import SourceConfig
-from tui.runs import procs, slurm
+from tui.presets.backends import BACKENDS, DEFAULT_BACKEND
+from tui.runs import procs
+from tui.runs.backend import Backend, JobCache, backend_named
 from tui.runs.checkpoints import resume_point
 from tui.state.run import RunState
+from tui.state.stall import apply_stall
 
 MANIFEST_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
@@ -46,7 +41,7 @@ TERMINAL = ("finished", "crashed", "killed")
 NO_FINAL_LINE = "process exited without a final line"
 DAMAGED = "damaged"  # a run whose manifest cannot be read (the listing's state)
 EXIT_SUFFIX = ".exit"  # training/<run>.exit: the current attempt's end (JSON, not named *.json: not a manifest)
-NOT_RUNS = ("queue", "queue_runner")  # other JSON files of training/
+NOT_RUNS = ("queue", "queue_runner", "watcher", "notified")  # other JSON files of training/ (issue 20: the last two)
 EXIT_FRESH_S = 0.05  # an exit record stat'ed this recently (in the same state read) is not stat'ed again
 ATTEMPT_EVENTS = ("launch", "submit", "resume")  # history events that start an attempt
 LISTING_VERSION = 2  # of the cached listing rows (`RunStore.listing`)
@@ -93,13 +88,13 @@ class Manifest:
     metrics_csv: str | None = None  # a Lightning CSVLogger metrics.csv (a glob) read beside the log
     gpus: tuple[int, ...] = ()  # the GPUs this run's current process holds (CUDA_VISIBLE_DEVICES)
     gpus_requested: int | None = None  # what its preset asked for (a resume asks again; None: the default)
-    backend: str = "local"  # local | slurm
-    job_id: str | None = None  # slurm: the current job (a resume submits a new one)
-    job_ids: tuple[str, ...] = ()  # slurm: every job of this run, oldest first
-    slurm: dict[str, Any] | None = None  # slurm: the [slurm] settings it was submitted with
+    backend: str = DEFAULT_BACKEND  # where it runs: a name of tui.presets.backends.BACKENDS
+    backend_data: dict[str, Any] = field(default_factory=dict)  # what its backend keeps (Slurm: its jobs)
     checkpoint_files: str | None = None  # a command's checkpoints (a glob, expanded); None: the default
     damaged: str | None = None  # not from the file: why the manifest file could not be read
     sources: dict[str, Any] | None = None  # the run's metric sources (tui.log.sources.SourceConfig)
+    stall_after: float | None = None  # its preset's stall_after (s; 0: never; None: tui.state.stall's)
+    presets_dir: str | None = None  # the folder of the preset it was launched from (the watcher's)
 
     @functools.cached_property
     def source_config(self) -> SourceConfig:
@@ -148,17 +143,25 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (lists for tuples)."""
         out = asdict(self)
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus", "job_ids"):
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus"):
             out[k] = list(out[k])
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         """Parse a manifest; unknown keys are ignored (newer writers); TypeError / ValueError when
-        a key the controller relies on is missing or of the wrong type."""
-        known = cls.__dataclass_fields__  # a dict by field name (fields() builds a tuple per call)
-        kw = {k: v for k, v in data.items() if k in known and k != "damaged"}
-        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus", "job_ids"):
+        a key the controller relies on is missing or of the wrong type, or its backend is unknown.
+        A manifest written before `backend_data` has its backend's keys at the top (a Slurm run's
+        `job_id`, `job_ids`, `slurm`): they are read into `backend_data`."""
+        kw = {k: v for k, v in data.items() if k in _FIELDS and k != "damaged"}
+        entry = BACKENDS.get(kw.get("backend", DEFAULT_BACKEND))
+        if entry is None:
+            raise ValueError(f"backend {kw.get('backend')!r} is not one of {', '.join(BACKENDS)}")
+        if "backend_data" not in kw:
+            kw["backend_data"] = {new: data[old] for old, new in entry.legacy if data.get(old)}
+        elif not isinstance(kw["backend_data"], dict):
+            raise ValueError("'backend_data' is not a table")
+        for k in ("argv", "sets", "envs", "cmdline", "history", "children", "resume_args", "gpus"):
             if k in kw:
                 if kw[k] is not None and not isinstance(kw[k], list | tuple):
                     raise ValueError(f"{k!r} is not a list")
@@ -174,6 +177,9 @@ class Manifest:
                 not all(isinstance(h, dict) for h in kw.get("history", ())):
             raise ValueError("'gpus' or 'history' is malformed")
         return cls(**kw)
+
+
+_FIELDS = frozenset(f.name for f in fields(Manifest))  # the file's keys
 
 
 def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
@@ -205,8 +211,8 @@ class RunStore:
         self.logs_dir = Path(logs_dir)
         self.training_dir = self.logs_dir / "training"
         self.runs_dir = self.logs_dir / "runs"
-        self.jobs = slurm.JobCache()
-        self.job_errors: dict[str, str] = {}  # run -> why Slurm could not be asked about its job
+        self.jobs = JobCache()  # what schedulers said about this store's runs' jobs (tui.runs.backend)
+        self.job_errors: dict[str, str] = {}  # run -> why its scheduler could not be asked about it
         self._exits: dict[str, tuple[Any, dict[str, Any] | None, float]] = {}  # run -> (file key, record, when)
         self._training = str(self.training_dir)
         self._logs: dict[str, _ReadLog] = {}  # run -> its log as read so far (`log_state`)
@@ -379,9 +385,9 @@ class RunStore:
 
     def writer_file(self, m: Manifest) -> str | None:
         """The file the run's output now goes to when its log path does not name it (renamed
-        away or deleted): the live process's stdout (`/proc/PID/fd/1`, the process verified),
-        else where its stdout was when it ended (the exit record), if that file is still there.
-        None: the log path is the file."""
+        away or deleted): what its backend says its live process writes (a local process's
+        `/proc/PID/fd/1`, the process verified), else where its stdout was when it ended (the
+        exit record), if that file is still there. None: the log path is the file."""
         log = self.log_path(m.run)
         try:
             pst: os.stat_result | None = os.stat(log)
@@ -391,25 +397,9 @@ class RunStore:
         given = self._given_log(m)
         if here is not None and given == here:
             return None  # the path still names the file the run was given
-        if m.backend == "local" and m.pid is not None:
-            fd1 = f"/proc/{m.pid}/fd/1"
-            try:
-                wst = os.stat(fd1)
-            except OSError:
-                wst = None
-            if wst is not None and (wst.st_dev, wst.st_ino) == here:
-                return None  # the common case, one stat: the process writes the log path's file
-            if wst is not None and procs.is_running(m.identity):
-                if not stat.S_ISREG(wst.st_mode):
-                    return None
-                if given is not None and (wst.st_dev, wst.st_ino) != given:
-                    return None  # not the file the run was given as its log
-                if given is None:  # an older manifest: the file must still carry the log's name
-                    with contextlib.suppress(OSError):
-                        if os.readlink(fd1).startswith(str(log.absolute())):
-                            return fd1
-                    return None
-                return fd1
+        live = self.backend(m).live_writer(m, log, here, given)
+        if live is not None:
+            return None if live == str(log) else live
         rec = self.exit_record(m)
         where = rec.get("log") if rec is not None else None
         if not isinstance(where, dict) or where.get("deleted") or not where.get("path"):
@@ -435,27 +425,15 @@ class RunStore:
         return None
 
     # ------------------------------------------------------------------------------- state
-    def is_running(self, m: Manifest) -> bool:
-        """The recorded engine process is alive and still the same process (a Slurm run: its job
-        is queued or running)."""
-        if m.backend == "slurm":
-            info = self.job(m)
-            return info is not None and info.active
-        return procs.is_running(m.identity)
+    @staticmethod
+    def backend(m: Manifest) -> Backend[Manifest, RunStore]:
+        """Where the run runs (tui.runs.backend): what starts, kills and watches it."""
+        return backend_named(m.backend)
 
-    def job(self, m: Manifest) -> slurm.JobInfo | None:
-        """A Slurm run's job as Slurm tells it now (None: not Slurm, or Slurm forgot it; errors of
-        the Slurm commands are None too: a state read never fails on them)."""
-        if m.backend != "slurm":
-            return None
-        try:
-            job = m.job_id or slurm.find_by_name(f"runctl-{m.run}")  # submitted, not yet recorded
-            info = self.jobs.info(job)
-        except RunctlError as e:
-            self.job_errors[m.run] = str(e)
-            return None
-        self.job_errors.pop(m.run, None)
-        return info
+    def is_running(self, m: Manifest) -> bool:
+        """The run's current attempt is alive, as its backend tells (a local run: the recorded
+        process is alive and still the same process; a Slurm run: its job is queued or running)."""
+        return self.backend(m).alive(self, m)
 
     def state(self, m: Manifest, resume: bool = True) -> RunState:
         """The run's state: its log combined with process liveness and the manifest (`resume`:
@@ -472,6 +450,10 @@ class RunStore:
         Returns a `snapshot()`: later reads never change it (they copy a shared epoch record
         before writing to it).
         """
+        feed = self.backend(m).log_feed(self, m)  # a log its backend copies here (ssh): brought up to date
+        if feed is not None:
+            with contextlib.closing(feed):
+                feed.poll()
         path = self.log_path(m.run)
         alt = self.writer_file(m)
         try:
@@ -528,6 +510,8 @@ class RunStore:
         st = RunState()
         for k in _LISTED:
             setattr(st, k, row.get(k, getattr(st, k)))
+        if fresh:  # issue 20: a live run's default stall_after is its own pace (its epochs' times)
+            st.epochs, st.axis = full.epochs, full.axis
         st = self.judge(m, st, resume=False)
         if fresh and key is not None and st.state in TERMINAL and not m.reads_files and m.damaged is None:
             with contextlib.suppress(OSError, TypeError, ValueError, RunctlError):
@@ -546,14 +530,15 @@ class RunStore:
         st.pid = m.pid if m.pid is not None or m.damaged is None else st.pid
         if st.source_format is None and m.log_format != "auto":
             st.source_format = m.log_format  # the preset says what the log is, before it says it
-        if m.backend == "local" and st.log_event is None and not self.log_path(m.run).exists():
+        b = self.backend(m)
+        if b.log_at_start and st.log_event is None and not self.log_path(m.run).exists():
             st.log_event = "deleted"
         if alive is None:
             alive = self.is_running(m)
         unknown = False
-        if m.backend == "slurm" and not alive:
-            self.job(m)  # cached; records why Slurm could not be asked (the TUI samples it elsewhere)
-            unknown = "did not answer" in self.job_errors.get(m.run, "")  # the log's state stands
+        if not alive:  # a scheduler that did not answer (its job cached; why kept in job_errors)
+            s = b.scheduled(m, self.jobs, self.job_errors)
+            unknown = s is not None and s.unanswered  # the log's state stands
         rec = self.exit_record(m)
         if rec is not None and rec.get("reason") == "requeued" and (alive or unknown):
             rec = None  # Slurm restarted the job: the attempt goes on (its log says how far)
@@ -572,7 +557,11 @@ class RunStore:
             st.state = "killed"
         else:
             st.state = "crashed"
-            st.error = st.error or self._why_gone(m)
+            st.error = st.error or b.why_gone(self, m)
+        # issue 20: a live run silent for its stall_after is `stalled` (a queued job is not)
+        if alive and m.damaged is None and b.executing(self, m):
+            apply_stall(st, str(self.log_path(m.run)), m.run_dir, b.local_pid(m),
+                        m.source_config.files, m.checkpoint_files, m.stall_after)
         if resume and not alive and st.state in ("killed", "crashed"):
             self._resume_info(m, st)
         if m.damaged is not None:
@@ -611,7 +600,7 @@ class RunStore:
     def _resume_info(self, m: Manifest, st: RunState) -> None:
         """`resume_from`: the checkpoint `runctl resume` would continue from (None: none);
         `resume_blocked`: why a resume would not help."""
-        if m.backend == "slurm" or m.damaged is not None:
+        if not self.backend(m).resume_hints or m.damaged is not None:
             return
         if m.kind == "command" and not m.resume_args:
             st.resume_blocked = f"its preset {m.preset!r} has no resume_args"
@@ -627,37 +616,6 @@ class RunStore:
         if (st.state == "crashed" and isinstance(before, dict) and before.get("error")
                 and before.get("error") == st.error):
             st.resume_blocked = f"the resumed run crashed the same way ({st.error})"
-
-    def _why_gone(self, m: Manifest) -> str:
-        if m.backend != "slurm":
-            return self._cut_checkpoint(m) or NO_FINAL_LINE
-        info = self.job(m)
-        if info is None and m.run in self.job_errors:
-            return f"Slurm job {m.job_id}: state unknown ({self.job_errors[m.run]})"
-        if info is None:
-            return (f"Slurm job {m.job_id} vanished (not in scontrol or sacct) and the log has no "
-                    f"final line")
-        return f"Slurm job {m.job_id} ended {info.state}" + (f" (exit {info.exit_code})" if info.exit_code else "") \
-            + " without a final line"
-
-    def _cut_checkpoint(self, m: Manifest) -> str | None:
-        """A process that died mid-checkpoint (its newest `epoch=NNN.ckpt` incomplete): said, and
-        when its folder is (nearly) full, said as a full disk."""
-        ckpts = Path(m.run_dir) / "checkpoints"
-        newest = epoch_checkpoints(ckpts)[:1]
-        if not newest:
-            return None
-        problem = checkpoint_problem(newest[0])
-        if problem is None:
-            return None
-        epoch = int(newest[0].stem.split("=", 1)[1])
-        last = ckpts / "last.ckpt"
-        need = last.stat().st_size if last.is_file() else 0
-        free = free_bytes(ckpts)
-        full = free is not None and free < max(LOW_SPACE, need)
-        what = "disk full while saving" if full else "the process died while saving"
-        return (f"{what} epoch {epoch} ({NO_FINAL_LINE}; {newest[0].name}: {problem}; "
-                f"{free_text(ckpts)})")
 
 
 @dataclass

@@ -14,8 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Self
 
-# Lifecycle values, in the order a healthy run goes through them.
-LIFECYCLE = ("launching", "initializing", "training", "validating", "finished", "crashed", "killed")
+# Lifecycle values, in the order a healthy run goes through them; `stalled` (alive but silent for
+# its stall_after, tui.state.stall) is set by the controller, never by the fold, and clears at the
+# run's next output.
+LIFECYCLE = ("launching", "initializing", "training", "validating", "stalled", "finished", "crashed",
+             "killed")
 
 # The seed's "Initialization Phase" checklist: (key, label).
 PHASES: tuple[tuple[str, str], ...] = (
@@ -158,6 +161,8 @@ class RunData:
     latest: dict[str, Scalar] = field(default_factory=dict)  # every metric's latest value, any source
     epoch_base: int | None = None  # printed epochs: 0- or 1-based (the run's first one says)
     kind: str | None = None  # the manifest's: "engine" (the bundled engine) | "command" | None
+    stalled_since: float | None = None  # set by the controller: state `stalled`, silent since then
+    stall_after: float | None = None  # set with it: the silence (seconds) that made it stalled
 
     @property
     def engine_phases(self) -> bool:

@@ -64,4 +64,6 @@ def state_json(st: RunData) -> dict[str, Any]:
         "latest": {k: {"value": finite_or_none(x.value), "step": x.step, "epoch": x.epoch}
                    for k, x in sorted(st.latest.items())},
         "log_event": st.log_event,
+        "stalled_since": st.stalled_since,
+        "stall_after": st.stall_after,
     }

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
 
 from tui.app.view import STATE_MARKS, RunView, duration, elapsed_seconds, eta_seconds, field_of
+from tui.presets.backends import DEFAULT_BACKEND
+from tui.runs.backend import backend_named
 
 
 class RunHeader(Vertical):
@@ -67,11 +69,14 @@ class RunHeader(Vertical):
     def _title(self, v: RunView) -> None:
         st, now = v.state, self._clock()
         preset = v.preset.name if v.preset else "—"
-        job = field_of(v.manifest, "job_id") if field_of(v.manifest, "backend") == "slurm" else None
-        pid = f"job {job}" if job else f"pid {v.state.pid or '—'}"
+        label = backend_named(field_of(v.manifest, "backend") or DEFAULT_BACKEND).label(v.manifest) \
+            if v.manifest is not None else None
+        pid = label or f"pid {v.state.pid or '—'}"  # where it runs: its pid, or its job (`job 42`)
         mark = STATE_MARKS.get(st.state, "?")
         eta = eta_seconds(v, now)
         tail = f"ETA {duration(eta)}" if v.active else (st.exit_reason or st.state)
+        if st.state == "stalled" and st.stalled_since is not None:
+            tail = f"silent {duration(now - st.stalled_since)}"
         notice = f"  [b yellow]⚠ {escape(v.notice)}[/]" if v.notice else ""
         self._set("run-title", f"[b]{v.run or '(log)'}[/b]  [b]{preset}[/b]  {mark} [b]{st.state}[/b]"
                   f"  {tail}  up {duration(elapsed_seconds(v, now))}  {pid}{notice}")

@@ -23,14 +23,16 @@ from tui.app.messages import (
     RunNotice,
     RunSnapshot,
 )
-from tui.app.view import ProcView, RunView, field_of
+from tui.app.view import ProcView, RunView, duration, field_of
 from tui.judge.conditions import TERMINAL
 from tui.judge.evaluate import evaluate
 from tui.judge.results import Verdicts
 from tui.log.events import Progress as ProgressEvent
 from tui.log.parse import parse_line
+from tui.presets.backends import DEFAULT_BACKEND
 from tui.presets.baselines import Baselines
 from tui.presets.preset import Preset
+from tui.runs.backend import backend_named
 from tui.runs.store import live_state, sources_of_log
 from tui.state.run import RunState
 
@@ -172,8 +174,15 @@ class RunWatch:
                     notes.append(f"the run folder {run_dir} is gone (its checkpoints with it)")
                 self._had_run_dir = self._had_run_dir or here
             why = getattr(self.store, "job_errors", {}).get(self.run)
-            if why:
-                notes.append(f"Slurm: {why}")
+            if why:  # its scheduler could not be asked (`Slurm: ...`)
+                title = backend_named(field_of(self.manifest, "backend") or DEFAULT_BACKEND).title
+                notes.append(f"{title}: {why}")
+            if self._alive and self.manifest is not None:  # judged again each tick: a silence
+                st = self._state()  # changes the state with no new line (tui.state.stall)
+                if st.state == "stalled" and st.stalled_since is not None:
+                    since = time.strftime("%H:%M:%S", time.localtime(st.stalled_since))
+                    notes.append(f"stalled: alive, but no output since {since} "
+                                 f"(stall_after {duration(st.stall_after)})")
         return "; ".join(notes) or None
 
     def _refresh_manifest(self) -> bool:
