@@ -17,10 +17,12 @@ from tui.cli.metrics_commands import cmd_metrics
 from tui.cli.notify_commands import cmd_notify, wake
 from tui.cli.preset_commands import cmd_baseline, cmd_presets
 from tui.cli.queue_commands import cmd_queue, enqueue, wake_runner
+from tui.cli.sweep_commands import cmd_sweep
 from tui.cli.textview import clock, num, render_status, say
 from tui.errors import RunctlError, write_error
 from tui.runs.launcher import GpusBusy
 from tui.runs.store import DAMAGED, TERMINAL, Manifest, RunStore
+from tui.runs.sweeps import wake_sweeps
 from tui.runs.tail import RunTail
 from tui.state.run import RunState
 
@@ -305,7 +307,7 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
             "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
             "baseline": cmd_baseline, "queue": cmd_queue, "metrics": cmd_metrics,
-            "notify": cmd_notify}
+            "notify": cmd_notify, "sweep": cmd_sweep}
 
 
 def dispatch(a: argparse.Namespace) -> int:
@@ -313,4 +315,5 @@ def dispatch(a: argparse.Namespace) -> int:
     ctx = Context(a)
     wake_runner(ctx)
     wake(ctx, a)  # issue 20: notification settings checked before a start; the watcher kept alive
+    wake_sweeps(ctx.store)  # an unfinished sweep's driver that died is started again
     return COMMANDS[a.cmd or "tui"](ctx, a)

@@ -131,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--env", dest="envs", action="append", default=[], metavar="NAME=VALUE")
     dp.add_argument("--as", dest="new_name", required=True, metavar="NEW")
 
+    sp = cmd("sweep", "queue a preset's [sweep] points as runs; `sweep status NAME` ranks them")
+    sp.add_argument("target", metavar="PRESET|status", help="the preset to sweep, or `status`")
+    sp.add_argument("sweep_name", nargs="?", default=None, metavar="NAME", help="with `status`: the sweep")
+    sp.add_argument("--name", default=None, help="the sweep's name (default: the preset's); runs are NAME-i")
+    sp.add_argument("--backend", choices=backend_names(), default=None,
+                    help="where its runs go (default: the preset's backend)")
+    sp.add_argument("--parallel", type=int, default=None, metavar="N",
+                    help="at most N of its runs at once (default: the sweep's parallel, else the GPU slots)")
+    sp.add_argument("--json", action="store_true")
+
     sp = cmd("metrics", "try a preset's metric sources on a recorded log")
     msub = sp.add_subparsers(dest="mcmd", parser_class=_Parser, required=True)
     mt = msub.add_parser("test", help="what each line of LOG (default: stdin) gives, read as PRESET's run would")

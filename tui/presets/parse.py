@@ -37,6 +37,7 @@ from tui.presets.preset import (
     placeholders,
 )
 from tui.presets.schema import Where, duration_seconds, is_num, read_toml, tname
+from tui.presets.sweep import parse_sweep
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Engine keys that have their own preset field (and engine flag).
@@ -50,7 +51,7 @@ _TOP_KEYS = (
 )
 _TOP_KEYS_AFTER_TABLES = (
     "checkpoint_files",
-    "max_steps", "override_format", "metrics", "stall_after", "notify",
+    "max_steps", "override_format", "metrics", "stall_after", "notify", "sweep",
 )
 _MERGED = ("env", "overrides", "next", "origins", "metrics", "notify")  # merged per entry along extends
 # Keys whose errors are only errors for the bundled engine: `{"overrides": {key: message}}`.
@@ -393,6 +394,8 @@ def parse_preset_file(path: Path) -> dict[str, Any]:
             out[table] = _settings(w, raw[table], table, settings)
     if "stall_after" in raw:
         out["stall_after"] = stall_after_value(w, raw["stall_after"])
+    if "sweep" in raw:
+        out["sweep"] = parse_sweep(w, raw["sweep"])
     if "notify" in raw:
         out["notify"] = notify_table(w, raw["notify"])
     out["origins"] = {k: path for k in out if k != ENGINE_ONLY}

@@ -222,6 +222,7 @@ class Preset:
     stall_after: float | None = None  # seconds of silence that make a live run stalled (0: never;
     # None: from the run's own epoch times, tui.state.stall)
     notify: dict[str, Any] = field(default_factory=dict)  # the [notify] table: urls, on
+    sweep: Any = None  # the [sweep] table (tui.presets.sweep.SweepSpec), None: not a sweep
     warnings: tuple[str, ...] = ()  # what `presets check` and `launch` say but do not refuse
 
     @property

@@ -89,9 +89,11 @@ class Launcher:
         self, preset: str, sets: Sequence[str] = (), envs: Sequence[str] = (),
         name: str | None = None, autopilot: int = 0, parent: str | None = None,
         presets_dir: Path | None = None, backend: str | None = None,
+        sweep: dict[str, Any] | None = None,
     ) -> Manifest:
         """Validate everything, then start the run where its backend runs it (a detached process,
-        a Slurm job) and write its manifest. `backend` overrides the preset's."""
+        a Slurm job) and write its manifest. `backend` overrides the preset's; `sweep`: the point
+        of a sweep this run is (recorded in its manifest)."""
         resolved = self.prepare(preset, sets, envs)
         name = name or preset
         if not NAME_RE.match(name):
@@ -135,6 +137,8 @@ class Launcher:
                           "checkpoint_files": expand(ckpts, values) if ckpts else None}
             extra["sources"] = resolved.source_config(run_dir, run).to_json()
             extra |= manifest_fields(resolved)  # issue 20: stall_after, the presets folder
+            if sweep is not None:
+                extra["sweep"] = dict(sweep)
             m = Manifest(
                 run=run, name=name, preset=preset, log=str(log), run_dir=str(run_dir),
                 pid_file=str(self.store.pid_path(name).resolve()), created_at=round(now, 3),

@@ -57,6 +57,8 @@ class QueueItem:
     started_at: float | None = None
     error: str | None = None  # could not start: why
     waiting_for: str | None = None  # the head of the queue: what it waits for (GPUs, its run name)
+    backend: str | None = None  # where it runs (None: its preset's backend)
+    sweep: dict[str, Any] | None = None  # a sweep's point: {id, index, values, parallel} (tui.runs.sweeps)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -152,13 +154,14 @@ class RunQueue:
 
     def add(self, preset: str, presets_dir: Path, sets: Sequence[str] = (), envs: Sequence[str] = (),
             name: str | None = None, gpus: int = 0, parent: str | None = None,
-            autopilot: dict[str, Any] | None = None) -> QueueItem:
+            autopilot: dict[str, Any] | None = None, backend: str | None = None,
+            sweep: dict[str, Any] | None = None) -> QueueItem:
         """Append an item (the caller validated it like a launch)."""
         with self.change(f"queue add {preset}") as q:
             item = QueueItem(id=f"q{q.next_id}", preset=preset, presets_dir=str(Path(presets_dir).resolve()),
                              sets=tuple(sets), envs=tuple(envs), name=name, gpus=gpus,
                              added_at=round(time.time(), 3), by=f"{socket.gethostname()}", parent=parent,
-                             autopilot=autopilot)
+                             autopilot=autopilot, backend=backend, sweep=sweep)
             q.next_id += 1
             q.waiting.append(item)
         return item

@@ -39,10 +39,15 @@ def start_head(queue: RunQueue, launcher_for: Callable[[QueueItem], Launcher],
         if not q.waiting:
             return "empty"
         head = q.waiting[0]
+        busy = sweep_busy(queue.store, head)
+        if busy is not None:
+            queue.waiting_for(head, busy)
+            return "waiting"
         try:
             launcher = launcher_for(head)
+            point = {k: v for k, v in (head.sweep or {}).items() if k != "parallel"} or None
             m = launcher.launch(head.preset, head.sets, head.envs, name=head.name, parent=head.parent,
-                                presets_dir=Path(head.presets_dir))
+                                presets_dir=Path(head.presets_dir), backend=head.backend, sweep=point)
         except (GpusBusy, NameBusy, DiskFull, LockTimeout) as e:  # passes: the item waits for it
             queue.waiting_for(head, str(e))
             return "waiting"
@@ -55,6 +60,18 @@ def start_head(queue: RunQueue, launcher_for: Callable[[QueueItem], Launcher],
         queue.mark(head, run=m.run)
         say(f"{head.id} {head.preset}: started {m.run} (pid {m.pid}, GPUs {list(m.gpus) or 'none'})")
         return "started"
+
+
+def sweep_busy(store: RunStore, item: QueueItem) -> str | None:
+    """Why a sweep's point must wait for its sweep's runs (its `parallel`), else None."""
+    sweep = item.sweep or {}
+    limit = sweep.get("parallel")
+    if not limit:
+        return None
+    live = [m.run for m in store.runs() if (m.sweep or {}).get("id") == sweep.get("id") and store.is_running(m)]
+    if len(live) < int(limit):
+        return None
+    return f"{len(live)} run(s) of sweep {sweep.get('id')} running, parallel = {limit}"
 
 
 def run(queue: RunQueue, launcher_for: Callable[[QueueItem], Launcher], poll_s: float = POLL_S,

@@ -95,6 +95,7 @@ class Manifest:
     sources: dict[str, Any] | None = None  # the run's metric sources (tui.log.sources.SourceConfig)
     stall_after: float | None = None  # its preset's stall_after (s; 0: never; None: tui.state.stall's)
     presets_dir: str | None = None  # the folder of the preset it was launched from (the watcher's)
+    sweep: dict[str, Any] | None = None  # a sweep's run: {id, index, values} (tui.runs.sweeps)
 
     @functools.cached_property
     def source_config(self) -> SourceConfig:

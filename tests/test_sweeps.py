@@ -1,0 +1,193 @@
+"""Issue 20: sweeps over the GPU slots, ranked by the preset's objective, stopped early by its own
+rules, and `sweep_done` notified, with no runctl window open.
+
+The runs are real (tests/scripts/sweep_target.py: val_loss = (x - 0.3)^2 + (y - 1)^2 + 1/(e + 1),
+so the best point is known), launched by the real queue runner and followed by the sweep's real
+detached driver, on two GPUs declared with RUNCTL_GPUS.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_notify import Endpoint
+from tests.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+ENV = {"RUNCTL_GPUS": "0,1", "RUNCTL_SWEEP_POLL_S": "0.3"}
+
+BASE = f"""description = "a sweep target"
+command = ["{{python}}", "{ROOT}/tests/scripts/sweep_target.py", "--out", "{{run_dir}}",
+           "--max-epochs", "{{max_epochs}}"]
+override_format = ["--{{key}}", "{{value}}"]
+resume_args = ["--resume"]
+checkpoint_files = "{{run_dir}}/ckpt.json"
+max_epochs = 3
+
+[overrides]
+sleep = 0.3
+
+[[criteria]]
+metric = "val_loss"
+op = "<"
+value = 0.5
+label = "val_loss below 0.5"
+"""
+
+PRESETS = {
+    "grid": BASE + """
+[sweep]
+x = [0.0, 0.3]
+y = [0.0, 1.0]
+""",
+    "rand": BASE + """
+[sweep]
+method = "random"
+samples = 3
+seed = 5
+x = { low = 0.0, high = 1.0 }
+y = [0.5, 1.0]
+""",
+    "opt": BASE + """
+[sweep]
+method = "optuna"
+trials = 3
+seed = 1
+x = { low = 0.0, high = 1.0 }
+y = [0.0, 1.0]
+""",
+    "stop": BASE.replace("max_epochs = 3", "max_epochs = 4") + """
+[[checkpoints]]
+epoch = 1
+title = "Epoch 1"
+rules = [{ when = [{ metric = "val_loss", op = "<", value = 2.0 }], verdict = "fine", level = "good" },
+         { verdict = "hopeless", level = "bad", say = "far from the optimum" }]
+
+[sweep]
+x = [0.3, 3.0]
+stop_on = "bad"
+""",
+}
+
+
+@pytest.fixture
+def presets(tmp_path: Path) -> Path:
+    d = tmp_path / "presets"
+    d.mkdir()
+    for name, text in PRESETS.items():
+        (d / f"{name}.toml").write_text(text)
+    return d
+
+
+def _sweep(runctl, presets: Path, preset: str, *extra: str, env: dict | None = None) -> str:  # noqa: ANN001
+    r = runctl("--presets", str(presets), "sweep", preset, "--json", *extra, env={**ENV, **(env or {})})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["sweep"]
+
+
+def _status(runctl, presets: Path, sweep: str) -> dict:  # noqa: ANN001
+    r = runctl("--presets", str(presets), "sweep", "status", sweep, "--json", env=ENV)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _done(runctl, presets: Path, sweep: str, timeout: float = 120) -> dict:  # noqa: ANN001
+    got: dict = {}
+
+    def done() -> bool:
+        got.update(_status(runctl, presets, sweep))
+        return got["done"]
+
+    assert wait_until(done, timeout, 0.5), got
+    return got
+
+
+def test_a_grid_over_two_gpus_two_at_a_time_ranked(runctl, presets: Path) -> None:
+    sweep = _sweep(runctl, presets, "grid")
+    most = 0
+
+    def watch() -> bool:
+        nonlocal most
+        r = runctl("runs", "--json", env=ENV)
+        runs = json.loads(r.stdout)
+        live = [x for x in runs if x["state"] in ("launching", "initializing", "training", "validating")]
+        most = max(most, len(live))
+        assert len(live) <= 2, live  # two GPUs: never a third run at once
+        gpus = [g for x in live for g in x["gpus"]]
+        assert len(gpus) == len(set(gpus)), live  # no GPU handed out twice
+        return _status(runctl, presets, sweep)["done"]
+
+    assert wait_until(watch, 150, 0.3)
+    got = _status(runctl, presets, sweep)
+    points = got["points"]
+    assert len(points) == 4 and all(p["state"] == "finished" for p in points), points
+    assert most == 2
+    best = points[0]
+    assert best["rank"] == 1 and best["values"] == {"x": "0.3", "y": "1"}, points
+    assert best["objective"] == pytest.approx(0.25, abs=1e-6)
+    assert [p["rank"] for p in points] == [1, 2, 3, 4]
+    assert got["best"] == best["index"]
+    objectives = [p["objective"] for p in points]
+    assert objectives == sorted(objectives)  # minimized: val_loss below ...
+    # each run carries its point, named after the sweep
+    runs = json.loads(runctl("runs", "--json", env=ENV).stdout)
+    assert sorted(r["name"] for r in runs) == [f"grid-{i}" for i in range(4)]
+    text = runctl("--presets", str(presets), "sweep", "status", sweep, env=ENV).stdout
+    assert "rank" in text and "val_loss" in text and "x" in text and "finished" in text
+
+
+def test_random_and_optuna_sweeps(runctl, presets: Path) -> None:
+    rand = _sweep(runctl, presets, "rand", "--parallel", "2")
+    opt = _sweep(runctl, presets, "opt")
+    got = _done(runctl, presets, rand)
+    assert len(got["points"]) == 3 and all(p["state"] == "finished" for p in got["points"])
+    for p in got["points"]:
+        assert 0.0 <= float(p["values"]["x"]) <= 1.0 and p["values"]["y"] in ("0.5", "1")
+    got = _done(runctl, presets, opt, timeout=150)
+    assert got["method"] == "optuna" and got["size"] == 3
+    assert [p["trial"] for p in sorted(got["points"], key=lambda p: p["index"])] == [0, 1, 2]
+    assert all(p["state"] == "finished" and p["objective"] is not None for p in got["points"])
+    assert got["points"][0]["rank"] == 1
+
+
+def test_early_stop_by_the_presets_own_rule_and_sweep_done_notified(runctl, presets: Path,
+                                                                   tmp_path: Path) -> None:
+    ep = Endpoint()
+    try:
+        notify = tmp_path / "notify.toml"
+        notify.write_text(f'urls = ["json://127.0.0.1:{ep.port}/hook"]\non = ["sweep_done"]\n')
+        env = {"RUNCTL_NOTIFY": str(notify)}
+        sweep = _sweep(runctl, presets, "stop", env=env)
+        got = _done(runctl, presets, sweep)
+        by_x = {p["values"]["x"]: p for p in got["points"]}
+        good, bad = by_x["0.3"], by_x["3"]
+        assert good["state"] == "finished"
+        assert bad["state"] == "stopped" and "hopeless" in bad["note"], bad
+        # stopped with its checkpoint kept: resumable
+        st = json.loads(runctl("--presets", str(presets), "status", bad["run"], "--json", env=ENV).stdout)
+        assert st["state"] == "killed" and st["resume"]["from"], st["resume"]
+        title = f"runctl: {sweep} sweep_done"
+        assert wait_until(lambda: any(p["data"].get("title") == title for p in ep.posts), 30, 0.3), ep.posts
+        (note,) = [p for p in ep.posts if p["data"].get("title") == title]  # once
+        body = note["data"]["message"]
+        assert f"runctl sweep status {sweep}" in body and "1 of 2 runs finished" in body
+        assert "x=0.3" in body  # the best point
+    finally:
+        ep.server.shutdown()
+
+
+def test_mistakes_are_one_line_and_queue_nothing(runctl, presets: Path, tmp_path: Path) -> None:
+    (presets / "plain.toml").write_text(BASE)
+    r = runctl("--presets", str(presets), "sweep", "plain", env=ENV)
+    assert r.returncode == 2 and "no [sweep] table" in r.stderr and "Traceback" not in r.stderr
+    (presets / "badpoint.toml").write_text(BASE + '\n[sweep]\n"max_epochs" = [2, -1]\n')
+    r = runctl("--presets", str(presets), "sweep", "badpoint", env=ENV)
+    assert r.returncode == 2 and "sweep point #1" in r.stderr, r.stderr
+    r = runctl("--presets", str(presets), "sweep", "status", "nope", env=ENV)
+    assert r.returncode == 2 and "unknown sweep 'nope'" in r.stderr
+    assert not (tmp_path / "_logs" / "training" / "queue.json").exists() or \
+        not json.loads((tmp_path / "_logs" / "training" / "queue.json").read_text())["waiting"]
