@@ -239,7 +239,7 @@ class ChainLauncher:
         return self.registry.get(preset)
 
     def launch(self, preset: str, sets=(), envs=(), name=None, parent: str | None = None,  # noqa: ANN001
-               presets_dir=None) -> Manifest:  # noqa: ANN001
+               presets_dir=None, backend=None, sweep=None) -> Manifest:  # noqa: ANN001
         self.calls.append(("launch", preset, parent or ""))
         child = "smoke_20261123_220000"
         self.store.log_path(child).write_bytes((DATA / "app_smoke_crashed.log").read_bytes())
