@@ -466,3 +466,34 @@ async def test_the_header_and_a_toast_say_when_the_log_goes(tmp_path: Path) -> N
         assert "deleted" in title or "gone" in title, title
         assert any("deleted" in t or "gone" in t for t in texts(app)), texts(app)
         assert len(app.view.state.epochs) == epochs
+
+
+@sync
+async def test_runs_screen_groups_a_sweeps_runs_and_compare_shows_its_values(tmp_path: Path) -> None:
+    """A sweep's runs: a Sweep column, kept together (at the sweep's start, in point order) between
+    other runs, filtered by the sweep's name; compared, only the swept values differ."""
+    from dataclasses import replace as dc_replace
+
+    from app_fixtures import add_run
+
+    app, store, _ = make_app(tmp_path, runs=(SMOKE, TINY), alive=(), run=TINY[1])
+    for i, lr in enumerate(("0.001", "0.01")):
+        m = add_run(store, (TINY[0], f"lr-{i}_20261124_0{3 + i}1005", "tiny", 5200 + i))
+        store.save(dc_replace(m, sets=(f"train.optimizer.lr={lr}",), overrides={"train.optimizer.lr": float(lr)},
+                              sweep={"id": "lr_20261124_030000", "index": i, "values": {"train.optimizer.lr": lr}}))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("R")
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one(RunTable)
+        await wait_for(pilot, lambda: app.screen.loaded and table.row_count == 4)
+        assert "Sweep" in _header(table)
+        runs = [str(table.row(i)[1]) for i in range(4)]
+        pos = [runs.index(f"lr-{i}_20261124_0{3 + i}1005") for i in range(2)]
+        assert pos[1] == pos[0] + 1, runs  # together, point 0 first, though launched an hour apart
+        await pilot.press("slash", *"lr_2026", "enter")
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await pilot.press("a", "c")
+        assert isinstance(app.screen, CompareScreen)
+        diff = app.screen.query_one("#config-diff", DataTable)
+        keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
+        assert keys == ["train.optimizer.lr"], keys

@@ -11,6 +11,7 @@ logs gained (`tui.runs.store.RunStore.log_state`).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,16 @@ from textual.widgets import Footer, Input, Static
 from tui.app.messages import QueueLoaded, RunsLoaded
 from tui.app.screens.compare import CompareScreen
 from tui.app.screens.confirm import QueueRemoveScreen
-from tui.app.view import STATE_MARKS, RunView, align, clock, horizon_value, num, start_time
+from tui.app.view import (
+    STATE_MARKS,
+    RunView,
+    align,
+    clock,
+    field_of,
+    horizon_value,
+    num,
+    start_time,
+)
 from tui.app.widgets.runtable import Column, RunTable
 from tui.judge.conditions import own_metrics, own_value
 from tui.state.records import LIFECYCLE
@@ -37,6 +47,8 @@ COLUMNS = (
     Column("scale", "SCALE", right=True), Column("val", "Val loss", right=True),
     # a user script's metric, by its name (left out while no run shown has one)
     Column("own", "Own metric", max_width=28, min_width=8, give_first=2, drop=4, hide_empty=True),
+    # a sweep's run: its sweep and point (left out while no run shown is one)
+    Column("sweep", "Sweep", max_width=30, min_width=6, give_first=3, drop=5, hide_empty=True),
     Column("started", "Started", min_width=5, give_first=1, drop=1),  # the run id says when, too
 )
 NUMERIC = ("sharpe", "ic1", "ic20", "scale", "val")
@@ -69,8 +81,32 @@ def run_cells(v: RunView, marked: bool = False) -> dict[str, str]:
         "epoch": f"{st.epoch or 0}/{n or '?'}" if v.loaded else "",
         **{k: (num(x) if v.loaded else "") for k, x in nums.items()},
         "own": own_cell(v) if v.loaded else "",
+        "sweep": sweep_cell(v),
         "started": clock(start_time(v)),
     }
+
+
+def sweep_of(v: RunView) -> tuple[str, int] | None:
+    """(sweep id, point index) of a sweep's run (its manifest's `sweep`), else None."""
+    sweep = field_of(v.manifest, "sweep")
+    if not isinstance(sweep, dict) or not sweep.get("id"):
+        return None
+    return str(sweep["id"]), int(sweep.get("index") or 0)
+
+
+def sweep_cell(v: RunView) -> str:
+    """`grid_20261205_191232 #2`: the run's sweep and its point."""
+    s = sweep_of(v)
+    return f"{s[0]} #{s[1]}" if s is not None else ""
+
+
+def _sweep_time(sweep_id: str) -> float | None:
+    """When a sweep started, from its id (`<name>_<YYYYmmdd_HHMMSS>`)."""
+    stamp = "_".join(sweep_id.rsplit("_", 2)[-2:])
+    try:
+        return time.mktime(time.strptime(stamp, "%Y%m%d_%H%M%S"))
+    except ValueError:
+        return None
 
 
 def own_cell(v: RunView) -> str:
@@ -93,14 +129,18 @@ def sort_value(v: RunView, column: str, cells: dict[str, str] | None = None) -> 
         return (not v.loaded, LIFECYCLE.index(st) if st in LIFECYCLE else len(LIFECYCLE))
     if column == "epoch":
         return (not v.loaded, v.state.epoch or 0)
-    if column == "started":
-        return (False, start_time(v) or 0.0)
+    if column in ("started", "sweep"):  # a sweep's runs together, at its start, in point order
+        s = sweep_of(v)
+        at = _sweep_time(s[0]) if s is not None else None
+        if column == "sweep" and s is None:
+            return (True, (0.0, 0))
+        return (False, (at if at is not None else start_time(v) or 0.0, -(s[1] if s else 0)))
     return (False, (cells or run_cells(v))[column].lower())
 
 
 def matches(cells: dict[str, str], words: list[str]) -> bool:
-    """Every word is in the run's name, preset or state (case-insensitive)."""
-    hay = f"{cells['run']} {cells['preset']} {cells['state']}".lower()
+    """Every word is in the run's name, preset, state or sweep (case-insensitive)."""
+    hay = f"{cells['run']} {cells['preset']} {cells['state']} {cells.get('sweep', '')}".lower()
     return all(w in hay for w in words)
 
 
@@ -314,7 +354,7 @@ class RunsScreen(Screen[str | None]):
             self.sort_descending = not self.sort_descending
         else:
             self.sort_column = column
-            self.sort_descending = column in (*NUMERIC, "started", "epoch")
+            self.sort_descending = column in (*NUMERIC, "started", "epoch", "sweep")
         self._show()
 
     def action_reverse(self) -> None:
