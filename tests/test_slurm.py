@@ -21,6 +21,7 @@ from tui.runs.launcher import Launcher
 from tui.runs.store import Manifest, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
 
 
 def _cluster_up() -> bool:
@@ -255,3 +256,35 @@ def test_the_tui_probe_shows_a_slurm_job(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setattr(proc_probe._jobs, "info", lambda job: None)
     p = proc_probe.sample_process(m)
     assert p is not None and not p.alive and "unknown to Slurm" in p.status
+
+
+@pytest.mark.slurm
+@cluster
+def test_a_controller_that_does_not_answer_costs_a_bounded_wait(logs_dir: Path, runctl) -> None:  # noqa: ANN001
+    """slurmctld stopped (SIGSTOP: it holds its port and answers nothing, as a hung controller
+    does): `status` and `runs` answer from the log within the state timeout, Slurm's state unknown."""
+    import signal
+
+    store = RunStore(logs_dir)
+    run = "sl_tiny_20261201_000001"
+    store.save(Manifest(run=run, name="sl_tiny", preset="tiny", log=str(store.log_path(run)),
+                        run_dir=str(store.run_dir(run)), pid_file=str(store.pid_path("sl_tiny")),
+                        created_at=time.time(), host="h", backend="slurm",
+                        backend_data={"job_id": "999998", "job_ids": ["999998"]}))
+    store.log_path(run).write_text((DATA / "app_tiny_finished.log").read_text().split("=== Training")[0])
+    ctld = int((Path(os.environ["SLURM_CONF"]).parent / "run" / "slurmctld.pid").read_text().split()[0])
+    os.kill(ctld, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = runctl("status", run, "--json")
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        data = json.loads(r.stdout)
+        assert data["slurm"]["state"] == "unknown" and data["epochs"], data["slurm"]
+        assert took < 15, took  # the 4 s state timeout, plus the interpreter, not Slurm's own 40 s
+        t0 = time.monotonic()
+        r = runctl("runs", "--json")
+        assert r.returncode == 0 and time.monotonic() - t0 < 15
+        assert json.loads(r.stdout)[0]["slurm_state"] == "unknown"
+    finally:
+        os.kill(ctld, signal.SIGCONT)
