@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-cluster bench lint clean
+.PHONY: run test test-cluster test-ssh bench lint clean
 
 # Create .venv on first use; torch is pinned through constraints.txt (CPU build on these machines).
 $(STAMP): pyproject.toml constraints.txt tui/log/_scanc.c
@@ -28,6 +28,13 @@ test-cluster: $(STAMP)
 	tests/cluster/slurm.sh start $$P || { tests/cluster/slurm.sh stop $$P; exit 1; }; \
 	SLURM_CONF=$$P/slurm.conf $(BIN)/python -m pytest -q -m slurm tests/test_slurm.py; rc=$$?; \
 	tests/cluster/slurm.sh stop $$P; exit $$rc
+
+# The ssh tests against two real OpenSSH servers the tests start on 127.0.0.1 (free ports, keys in
+# temp folders) and stop again (root and apt: installs openssh-server if sshd is missing, without
+# starting the system's ssh service).
+test-ssh: $(STAMP)
+	tests/cluster/sshd.sh install
+	RUNCTL_SSH_TESTS=1 $(BIN)/python -m pytest -q -m ssh tests/test_ssh.py tests/test_ssh_app.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -75,6 +75,15 @@ def no_user_notifications(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("RUNCTL_NOTIFY", str(tmp_path / "notify.toml"))
 
 
+@pytest.fixture(autouse=True)
+def no_user_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own (absent) hosts file (tui.runs.hosts): the developer's
+    ~/.config/runctl/hosts.toml never sends a test's `runctl runs` to their GPU boxes (and ssh's
+    control sockets go under the test's folder, or /tmp where that path is too long, not ~)."""
+    monkeypatch.setenv("RUNCTL_HOSTS", str(tmp_path / "hosts.toml"))
+    monkeypatch.setenv("RUNCTL_SSH_DIR", str(tmp_path / "ssh"))
+
+
 @pytest.fixture
 def reaper(tmp_path: Path) -> Iterator[Reaper]:
     """Every process whose command line mentions tmp_path, and every added pid, dies at teardown."""

@@ -161,12 +161,12 @@ def test_the_cli_offers_a_registered_backend(fake: FakeBackend) -> None:
 
 
 def test_without_its_entry_there_is_no_such_backend(presets: Path) -> None:
-    with pytest.raises(RunctlError, match=r"invalid choice: 'fake' \(choose from 'local', 'slurm'\)"):
+    with pytest.raises(RunctlError, match=r"invalid choice: 'fake' \(choose from 'local', 'slurm', 'ssh'\)"):
         build_parser().parse_args(["launch", "tiny", "--backend", "fake"])
     with pytest.raises(PresetError, match=r"fk.toml: unknown key 'fake'; allowed: .*backend, slurm, "):
         PresetRegistry(presets).get("fk")
     (presets / "fk2.toml").write_text('extends = "tiny"\nbackend = "fake"\n')
-    with pytest.raises(PresetError, match=r"fk2.toml: backend: 'fake' is not one of local, slurm$"):
+    with pytest.raises(PresetError, match=r"fk2.toml: backend: 'fake' is not one of local, slurm, ssh$"):
         PresetRegistry(presets).get("fk2")
 
 
@@ -176,7 +176,7 @@ def test_the_preset_checks_take_a_registered_backend_and_its_table(fake: FakeBac
     for text, msg in [('[fake]\nslots = 0\n', "fake.slots: 0 must be >= 1"),
                       ('[fake]\nqueue = 3\n', "fake.queue: expected a string, got integer 3"),
                       ('[fake]\nx = 1\n', "fake: unknown key 'x'; allowed: queue, slots"),
-                      ('backend = "nope"\n', "backend: 'nope' is not one of local, slurm, fake")]:
+                      ('backend = "nope"\n', "backend: 'nope' is not one of local, slurm, ssh, fake")]:
         (presets / "bad.toml").write_text(text)
         with pytest.raises(PresetError, match=re.escape(msg)):
             PresetRegistry(presets).get("bad")

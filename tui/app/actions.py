@@ -8,15 +8,17 @@ a launcher, a preset registry, the baseline table, a clock) and uses them; nothi
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from textual import work
 from textual.app import App
 
-from tui.app.messages import QueueLoaded, RunsLoaded
+from tui.app.messages import HOSTS_FILE, QueueLoaded, RunsLoaded
 from tui.app.screens.confirm import KillScreen
 from tui.app.screens.launch import LaunchRequest, LaunchScreen
 from tui.app.screens.main import MainScreen
@@ -24,16 +26,29 @@ from tui.app.screens.runs import RunsScreen
 from tui.app.view import ACTIVE, RunView, field_of
 from tui.errors import RunctlError
 from tui.judge.report import render_report
-from tui.presets.baselines import Baselines
+from tui.presets.baselines import BASELINES_FILE, Baselines, load_baselines
 from tui.presets.preset import Preset
 from tui.presets.registry import derive, resolve
 from tui.runs.gpus import box_gpus, held
+from tui.runs.hosts import LOCAL, split_target
 from tui.runs.queue import RunQueue, gpus_needed
+from tui.state.records import EpochRecord
 from tui.state.run import RunState
 
 CHANGING = ("launch", "next", "kill", "resume", "kill_marked", "queue_preset", "unqueue")  # what --readonly takes away
 RUNS_BATCH_S = 0.5  # the runs screen gets the states read so far this often (once if quick)
 READ_SWITCH_S = 0.0005  # the GIL switch interval while reading logs for it (Python's: 5 ms)
+
+
+@dataclass(frozen=True)
+class HostRun:
+    """A run on a host as the app follows it (issue 19): the host, the store of its mirror, and
+    its preset and baselines as the host has them (None: they could not be copied)."""
+
+    name: str
+    store: Any
+    preset: Preset | None = None
+    baselines: Baselines | None = None
 
 
 class RunActions(App[int]):
@@ -43,15 +58,57 @@ class RunActions(App[int]):
     store: Any
     launcher: Any
     registry: Any
+    remote: Any  # tui.runs.remote.Remote: the hosts of hosts.toml (None: none asked)
     baselines: Baselines | None
     clock: Callable[[], float]
     kill_grace: float
     reports_dir: Path | None
     main: MainScreen
 
-    def attach(self, manifest: Any, log: Path | None = None) -> None:
+    def attach(self, manifest: Any, log: Path | None = None, host: HostRun | None = None) -> None:
         """Follow a run (RunctlApp starts the follower)."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------------ runs on hosts
+    def host_run(self, host: str, run: str) -> tuple[Any, HostRun]:
+        """A host's run made ready to follow (off the UI thread): its mirror refreshed from the
+        host, its preset and baselines copied from there (without them: no verdicts)."""
+        m = self.remote.refresh(host, run)
+        preset: Preset | None = None
+        baselines: Baselines | None = None
+        try:
+            registry = self.remote.presets(host, m.preset)
+            base = registry.get(m.preset)
+            try:
+                preset = resolve(base, m.sets, m.envs)
+            except RunctlError:
+                preset = base
+            baselines = load_baselines(Path(registry.directory) / BASELINES_FILE)
+        except RunctlError:
+            pass
+        return m, HostRun(host, self.remote.store(host), preset, baselines)
+
+    @work(thread=True, exit_on_error=False, name="attach")
+    def attach_remote(self, host: str, run: str) -> None:
+        """Follow a run on a host (its mirror and log copy made first, in a thread: a host that
+        does not answer is a toast, never a frozen screen)."""
+        try:
+            m, hr = self.host_run(host, run)
+        except RunctlError as e:
+            self.call_from_thread(self.notify, str(e), title=f"{host}:{run}", severity="error",
+                                  markup=False)
+            if self.view is None:
+                self.call_from_thread(self.action_runs)
+            return
+        self.call_from_thread(self.attach, m, None, hr)
+
+    def open_run(self, key: str) -> None:
+        """Follow the run a key names: `HOST:RUN` on its host, else this machine's."""
+        host, run = split_target(key)
+        if host is None or host == LOCAL:
+            self.attach(self.store.get(run))
+        else:
+            self.attach_remote(host, run)
 
     @property
     def view(self) -> RunView | None:
@@ -132,10 +189,10 @@ class RunActions(App[int]):
         m = self.launcher.launch(req.preset, list(req.sets), list(req.envs), req.name)
         self.call_from_thread(self._launched, m, f"launched {field_of(m, 'run')} (pid {field_of(m, 'pid')})")
 
-    def _launched(self, manifest: Any, text: str) -> None:
+    def _launched(self, manifest: Any, text: str, host: HostRun | None = None) -> None:
         if self.screen is not self.main and isinstance(self.screen, RunsScreen):
             self.pop_screen()
-        self.attach(manifest)
+        self.attach(manifest, None, host)
         self.notify(text, title="Run started")
 
     def action_next(self) -> None:
@@ -144,6 +201,8 @@ class RunActions(App[int]):
         rec = v.verdicts.recommendation if v and v.verdicts else None
         if rec is None:
             self.notify("No recommendation yet", severity="warning")
+        elif rec.action == "launch" and rec.preset and v is not None and v.far_host is not None:
+            self._launch_on(v.far_host, rec.preset)  # a host's run: its next one there too
         elif rec.action == "launch" and rec.preset:
             self.do_launch(LaunchRequest(rec.preset))
         elif rec.action == "resume":
@@ -151,6 +210,18 @@ class RunActions(App[int]):
         else:
             steps = "; ".join(rec.steps)
             self.notify(f"{rec.why}" + (f" — {steps}" if steps else ""), title=f"Next: {rec.action}")
+
+    @work(thread=True, exit_on_error=False, name="launch")
+    def _launch_on(self, host: str, preset: str) -> None:
+        """Launch a preset on a host (its runctl, its preset), then follow it."""
+        started, _ = self.remote.launch(host, preset)
+        if "queued" in started:
+            self.call_from_thread(self.notify, f"queued {started['queued']} on {host}",
+                                  title="Queued")
+            return
+        m, hr = self.host_run(host, started["run"])
+        text = f"launched {host}:{m.run} (pid {m.pid} on {host})"
+        self.call_from_thread(self._launched, m, text, hr)
 
     def action_kill(self) -> None:
         """Confirm, then SIGTERM (checkpoint) and SIGKILL after the grace period."""
@@ -162,9 +233,9 @@ class RunActions(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._kill([v.run or ""])
+                self._kill([v.key or ""])
 
-        self.push_screen(KillScreen([(v.run, pid)], self.kill_grace), answered)
+        self.push_screen(KillScreen([(v.key or "?", pid)], self.kill_grace), answered)
 
     def kill_runs(self, views: list[RunView]) -> None:
         """Confirm, then kill each of these runs in turn (the runs screen's marked ones)."""
@@ -182,14 +253,19 @@ class RunActions(App[int]):
     def _kill(self, runs: list[str]) -> None:
         for run in runs:
             def say(text: str, run: str = run) -> None:
-                self.call_from_thread(self.notify, text, title=f"kill {run}")
+                self.call_from_thread(self.notify, text, title=f"kill {run}", markup=False)
 
+            host, rid = split_target(run)
             try:
-                result = self.launcher.kill(run, self.kill_grace, say=say)
+                if host is None or host == LOCAL:
+                    result = self.launcher.kill(rid, self.kill_grace, say=say)
+                else:  # a host's run: its runctl kills it (issue 19)
+                    result = self.remote.kill(host, rid, self.kill_grace, say=say)
             except RunctlError as e:
-                self.call_from_thread(self.notify, str(e), title=f"kill {run}", severity="error")
+                self.call_from_thread(self.notify, str(e), title=f"kill {run}", severity="error",
+                                      markup=False)
                 continue
-            self.call_from_thread(self.notify, str(result), title=f"{run} stopped")
+            self.call_from_thread(self.notify, str(result), title=f"{run} stopped", markup=False)
 
     def action_resume(self) -> None:
         """Resume the followed run from its last checkpoint."""
@@ -197,11 +273,17 @@ class RunActions(App[int]):
         if v is None or v.run is None:
             self.notify("No run to resume", severity="warning")
             return
-        self._resume(v.run)
+        self._resume(v.key or v.run)
 
     @work(thread=True, exit_on_error=False, name="resume")
     def _resume(self, run: str) -> None:
-        m = self.launcher.resume(run)
+        host, rid = split_target(run)
+        if host is not None and host != LOCAL:  # a host's run: its runctl resumes it (issue 19)
+            self.remote.resume(host, rid)
+            m, hr = self.host_run(host, rid)
+            self.call_from_thread(self._launched, m, f"resumed {run} (pid {m.pid} on {host})", hr)
+            return
+        m = self.launcher.resume(rid)
         self.call_from_thread(self._launched, m, f"resumed {run} (pid {field_of(m, 'pid')})")
 
     def action_runs(self) -> None:
@@ -258,8 +340,8 @@ class RunActions(App[int]):
             self.screen.action_refresh()
 
     def _run_chosen(self, run: str | None) -> None:
-        if run is not None and (self.view is None or self.view.run != run):
-            self.attach(self.store.get(run))
+        if run is not None and (self.view is None or self.view.key != run):
+            self.open_run(run)
         elif run is None and self.view is None:
             self.call_later(self.action_runs)  # nothing to go back to
 
@@ -268,19 +350,86 @@ class RunActions(App[int]):
         first, then the states, newest first, those read so far every `RUNS_BATCH_S`."""
         cache: dict[tuple[Any, ...], Preset | None] = {}
         manifests = self.store.runs()
+        hosts = self._hosts(post)
+        here = LOCAL if hosts else None  # among hosts, this machine's runs say so
 
         def view(m: Any, st: RunState | None) -> RunView:
             return RunView(run=m.run, state=st or RunState(run=m.run), preset=self.preset_for(m, cache),
                            log_path=Path(m.log), launched_at=m.created_at, manifest=m,
-                           loaded=st is not None)
+                           loaded=st is not None, host=here)
 
         post(RunsLoaded([view(m, None) for m in manifests], done=not manifests, listing=True))
+        if hosts:
+            self._list_hosts(post, {m.log for m in manifests})
         switch = sys.getswitchinterval()
         sys.setswitchinterval(READ_SWITCH_S)  # the UI thread waits less for the GIL meanwhile
         try:
             self._read_states(manifests, view, post)
         finally:
             sys.setswitchinterval(switch)
+
+    # ------------------------------------------------------------------------ hosts' runs
+    _hosts_busy: threading.Event | None = None
+
+    def _hosts(self, post: Callable[[RunsLoaded], object]) -> list[str]:
+        """The hosts of hosts.toml (a mistake in it: said on the runs screen, no host asked)."""
+        if self.remote is None:
+            return []
+        try:
+            hosts = list(self.remote.hosts)
+        except RunctlError as e:
+            post(RunsLoaded([], done=False, listing=True, host=HOSTS_FILE, error=str(e)))
+            return []
+        post(RunsLoaded([], done=False, listing=True, host=HOSTS_FILE))  # (fixed: the line goes)
+        return hosts
+
+    def _list_hosts(self, post: Callable[[RunsLoaded], object], here: set[str]) -> None:
+        """Every host's runs, in a thread of their own (a host that does not answer costs its
+        timeout there, never the local listing's), one message per host; one listing at a time."""
+        if self._hosts_busy is not None and self._hosts_busy.is_set():
+            return
+        busy = self._hosts_busy = threading.Event()
+        busy.set()
+
+        def run() -> None:
+            try:
+                for answer in self.remote.listing():
+                    views = [host_view(answer.host, row) for row in answer.rows
+                             if row.get("log") not in here]  # a host that is this machine: once
+                    post(RunsLoaded(views, done=False, listing=True, host=answer.host,
+                                    error=answer.error))
+            except RunctlError as e:
+                post(RunsLoaded([], done=False, listing=True, host=HOSTS_FILE, error=str(e)))
+            finally:
+                busy.clear()
+
+        threading.Thread(target=run, name="hosts listing", daemon=True).start()
+
+    def compare_views(self, views: list[RunView]) -> None:
+        """Compare runs from any host: the hosts' runs read whole first (their logs copied to the
+        mirror, in a thread), then the compare screen."""
+        self._compare(views)
+
+    @work(thread=True, exit_on_error=False, name="compare")
+    def _compare(self, views: list[RunView]) -> None:
+        from tui.app.screens.compare import CompareScreen
+
+        full = []
+        for v in views:
+            if v.far_host is None or v.run is None:
+                full.append(v)
+                continue
+            host, run = split_target(v.key or v.run)
+            try:
+                m, hr = self.host_run(host or v.far_host, run)
+                st = hr.store.state(m, resume=False)
+            except RunctlError as e:
+                self.call_from_thread(self.notify, str(e), title=f"compare {v.run}",
+                                      severity="error", markup=False)
+                return
+            full.append(RunView(run=v.run, state=st, preset=hr.preset, log_path=Path(m.log),
+                                launched_at=m.created_at, manifest=m, host=v.host))
+        self.call_from_thread(self.push_screen, CompareScreen(full))
 
     def _read_states(self, manifests: list[Any], view: Callable[[Any, RunState | None], RunView],
                      post: Callable[[RunsLoaded], object]) -> None:
@@ -314,3 +463,29 @@ class RunActions(App[int]):
             self.notify(f"cannot write {path}: {e.strerror or e}", severity="error")
             return
         self.notify(str(path), title="Report written")
+
+
+def host_view(host: str, row: dict[str, Any]) -> RunView:
+    """A host's run as the runs screen lists it, from its `runs --json` row (data: every value
+    checked for its type): its state, epoch, latest Sharpe and validation loss."""
+
+    def number(key: str) -> float | None:
+        x = row.get(key)
+        return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+    def whole(key: str) -> int | None:
+        x = row.get(key)
+        return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+    def text(key: str) -> str | None:
+        x = row.get(key)
+        return x if isinstance(x, str) else None
+
+    st = RunState(run=row["run"], state=text("state") or "?", epoch=whole("epoch"),
+                  max_epochs=whole("max_epochs"), error=text("error"),
+                  stalled_since=number("stalled_since"))
+    sharpe, val = number("sharpe"), number("val_loss")
+    if sharpe is not None or val is not None:
+        st.epochs = [EpochRecord(epoch=st.epoch or 1, sharpe=sharpe, val_loss=val, validated=True)]
+    return RunView(run=f"{host}:{row['run']}", state=st, launched_at=number("started_at"),
+                   manifest=row, loaded=True, host=host)

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tui.app.actions import RunActions
+from tui.app.actions import HostRun, RunActions
 from tui.app.messages import CheckpointDecided, RunEnded, RunNotice
 from tui.app.proc_probe import sample_process
 from tui.app.screens.launch import LaunchRequest
@@ -51,10 +51,12 @@ class RunctlApp(RunActions):
         clock: Callable[[], float] = time.time, probe: Probe | None = sample_process,
         follower_factory: Callable[[Path], Any] = default_follower, poll_interval: float = POLL_S,
         kill_grace: float = 30.0, reports_dir: Path | None = None, readonly: bool = False,
+        remote: Any = None,
     ) -> None:
         super().__init__()
         self.readonly = readonly
         self.store, self.launcher, self.registry = store, launcher, registry
+        self.remote = remote  # issue 19: the hosts of hosts.toml (tui.runs.remote.Remote), or None
         self.baselines = baselines if baselines is not None else self._load_baselines()
         self.clock, self.probe, self.follower_factory = clock, probe, follower_factory
         self.poll_interval, self.kill_grace = poll_interval, kill_grace
@@ -80,7 +82,7 @@ class RunctlApp(RunActions):
         elif log is not None:
             self.attach(self.store.for_log(log) if self.store else None, Path(log))
         elif run:
-            self.attach(self.store.get(run))
+            self.open_run(run)  # `HOST:RUN`: a run on a host
         else:
             active = next((m for m in self.store.runs() if self.store.is_running(m)), None)
             if active is not None:
@@ -89,18 +91,31 @@ class RunctlApp(RunActions):
                 self.action_runs()
 
     # ------------------------------------------------------------------------ following
-    def attach(self, manifest: Any, log: Path | None = None) -> None:
-        """Follow a run (replaces the current follower)."""
+    def attach(self, manifest: Any, log: Path | None = None, host: HostRun | None = None) -> None:
+        """Follow a run (replaces the current follower). `host`: a run on a host, its manifest
+        the mirror's: followed through its store (the copy of its log kept growing by its
+        backend's feed), judged with the host's preset and baselines."""
         run = field_of(manifest, "run")
-        path = Path(log if log is not None else field_of(manifest, "log") or self.store.log_path(run))
+        store = host.store if host is not None else self.store
+        path = Path(log if log is not None else field_of(manifest, "log") or store.log_path(run))
+        if self.follower is not None:
+            self.follower.close()
+        feed = store.backend(manifest).log_feed(store, manifest) if host is not None else None
         self.follower = RunWatch(
             self.main.post_message, path, self.follower_factory(path), run=run, manifest=manifest,
-            preset=self.preset_for(manifest), baselines=self.baselines,
-            store=self.store if manifest is not None else None, probe=self.probe, clock=self.clock,
+            preset=host.preset if host is not None else self.preset_for(manifest),
+            baselines=host.baselines if host is not None else self.baselines,
+            store=store if manifest is not None else None, probe=self.probe, clock=self.clock,
+            feed=feed, host=host.name if host is not None else None,
         )
         self.main.reset()
-        self.sub_title = run or str(path)
+        self.sub_title = f"{host.name}:{run}" if host is not None else run or str(path)
         self._follow(self.follower)
+
+    def on_unmount(self) -> None:
+        """The followed run's feed stops with the app (a host's log stream)."""
+        if self.follower is not None:
+            self.follower.close()
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False, name="follower")
     def _follow(self, watch: RunWatch) -> None:
@@ -173,6 +188,9 @@ def run_app(
         return serve_app(logs_dir, presets_dir, run, log, launch, host=host, port=port,
                          readonly=readonly)
     launcher = None if readonly else Launcher(store, registry)
-    app = RunctlApp(store, launcher, registry, run=run, log=log, launch=launch, readonly=readonly)
+    from tui.runs.remote import Remote as Hosts
+
+    app = RunctlApp(store, launcher, registry, run=run, log=log, launch=launch, readonly=readonly,
+                    remote=Hosts(logs_dir, readonly=readonly))
     app.run()
     return app.return_code or 0

@@ -70,15 +70,22 @@ class RunEnded(Message):
     detail: str
 
 
+HOSTS_FILE = "hosts.toml"  # RunsLoaded.host of the hosts file itself: `error` is a mistake in it
+
+
 @dataclass
 class RunsLoaded(Message):
     """Rows for the runs screen, loaded off the UI thread: first the listing (every run, from the
     manifests, states not read yet: `RunView.loaded` False), then batches of runs with their
-    states; `done` on the last."""
+    states; `done` on the last. A host's listing (issue 19) is one message of its own: `host`
+    its name, its runs with their states, or `error`: it did not answer (its rows stay as last
+    seen)."""
 
     views: list[RunView]
     done: bool = True
     listing: bool = False
+    host: str | None = None
+    error: str | None = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from rich.cells import cell_len
 from tui.judge.conditions import metric_values, worst
 from tui.judge.results import Verdicts
 from tui.presets.preset import HORIZON_METRICS, Preset, metric_label
+from tui.runs.hosts import LOCAL
 from tui.state.records import EpochRecord
 from tui.state.run import RunState
 
@@ -38,11 +39,25 @@ class RunView:
     steps: tuple[tuple[float, float], ...] = ()  # (global step, train loss) of the progress lines
     loaded: bool = True  # False: listed from its manifest, the log not read yet (runs screen)
     notice: str | None = None  # what went wrong around the run (its log, manifest, folder, host): one line
+    host: str | None = None  # issue 19: its host ("local": this machine among hosts; None: none)
 
     @property
     def active(self) -> bool:
         """The run may still write to its log."""
         return self.state.state in ACTIVE
+
+    @property
+    def far_host(self) -> str | None:
+        """The host it runs on when that is not this machine (None: this machine's run)."""
+        return self.host if self.host not in (None, LOCAL) else None
+
+    @property
+    def key(self) -> str | None:
+        """How commands name it: `HOST:RUN` for a run on a host, else its id (the runs screen's
+        row key)."""
+        if self.far_host is None or self.run is None or ":" in self.run:
+            return self.run
+        return f"{self.far_host}:{self.run}"
 
     @property
     def max_epochs(self) -> int | None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui.cli import host_commands
 from tui.cli.context import Context
 from tui.cli.follow import follow_run
 from tui.cli.metrics_commands import cmd_metrics
@@ -20,6 +21,7 @@ from tui.cli.queue_commands import cmd_queue, enqueue, wake_runner
 from tui.cli.sweep_commands import cmd_sweep
 from tui.cli.textview import clock, num, render_status, say
 from tui.errors import RunctlError, write_error
+from tui.runs.hosts import LOCAL
 from tui.runs.launcher import GpusBusy
 from tui.runs.store import DAMAGED, TERMINAL, Manifest, RunStore
 from tui.runs.sweeps import wake_sweeps
@@ -32,7 +34,12 @@ SERVE_HOST, SERVE_PORT = "localhost", 8000  # `runctl tui --serve` defaults (tex
 
 # ---------------------------------------------------------------------------------- launch
 def cmd_launch(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl launch` (`--queue`: wait in the queue when the GPUs are taken)."""
+    """`runctl launch` (`--queue`: wait in the queue when the GPUs are taken; `--host`: on a
+    host of hosts.toml, by its runctl)."""
+    if getattr(a, "host", None):
+        return host_commands.launch(ctx, a)
+    if getattr(a, "send", False):
+        raise RunctlError("--send goes with --host HOST: the preset is sent to that host")
     for w in ctx.registry.get(a.preset).warnings:  # said, not refused (a script's own metric name)
         print(f"runctl: warning: {w}", file=sys.stderr)
     try:
@@ -57,7 +64,10 @@ def cmd_launch(ctx: Context, a: argparse.Namespace) -> int:
 
 def cmd_resume(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl resume` (a damaged checkpoint passed over is said in one line on stderr)."""
-    m = ctx.launcher().resume(a.run, say=lambda text: print(f"runctl: {text}", file=sys.stderr, flush=True))
+    host, run = host_commands.resolve(ctx, a.run)
+    if host is not None:
+        return host_commands.resume(ctx, a, host, run)
+    m = ctx.launcher().resume(run, say=lambda text: print(f"runctl: {text}", file=sys.stderr, flush=True))
     _started(m, a.json, "resumed")
     return follow(ctx, m) if a.follow else 0
 
@@ -85,7 +95,10 @@ def cmd_kill(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl kill`."""
     if a.grace < 0:
         raise RunctlError(f"--grace {a.grace:g}: must be >= 0")
-    summary = ctx.launcher().kill(a.run, a.grace, say=say)
+    host, run = host_commands.resolve(ctx, a.run)
+    if host is not None:
+        return host_commands.kill(ctx, host, run, a.grace)
+    summary = ctx.launcher().kill(run, a.grace, say=say)
     say(f"killed: {summary}")
     return 0
 
@@ -105,6 +118,7 @@ def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
         "children": list(m.children), "autopilot": bool(m.autopilot),
         "backend": m.backend, "job_id": job.job_id if job is not None else None, "gpus": list(m.gpus),
         "slurm_state": job.state if job is not None else None,
+        "host": LOCAL,  # issue 19: a host's runs carry its name (`runctl runs` across hosts)
     }
 
 
@@ -116,21 +130,36 @@ def damaged_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
 
 
 def cmd_runs(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl runs`."""
-    runs = ctx.store.runs()
-    rows = [run_row(ctx, m) for m in runs]
+    """`runctl runs` (and every host's of hosts.toml, asked in parallel: a host that does not
+    answer is one line; `--host NAME`: that host's only, `local`: this machine's)."""
+    host = getattr(a, "host", None)
+    runs = ctx.store.runs() if host in (None, LOCAL) else []
+    listed = [(run_row(ctx, m), ctx.store.backend(m).label(m)) for m in runs]
+    far, down, with_hosts = host_commands.runs(ctx, host)
+    mine = {m.log for m in runs}  # a host that is this machine (one hosts file in a shared home)
+    far = [r for r in far if r.get("log") not in mine]  # lists its runs once, as this machine's
+    if far:
+        listed += [(r, f"job {r['job_id']}" if r.get("job_id") else None) for r in far]
+        listed.sort(key=lambda x: x[0].get("started_at") or 0, reverse=True)
+    rows = [r for r, _ in listed]
     if a.json:
         say(json.dumps(rows))
+        for line in down:
+            print(f"runctl: {line}", file=sys.stderr, flush=True)
         return 0
     if not rows:
-        say(f"no runs in {ctx.store.training_dir}")
-        return 0
-    say(f"{'run':<36} {'state':<12} {'pid':>8} {'epoch':>7} {'sharpe':>8}  started")
-    for m, r in zip(runs, rows, strict=True):
+        say(f"no runs in {ctx.store.training_dir}"
+            + (" or on its hosts" if with_hosts and host is None else ""))
+    else:
+        say(("host     " if with_hosts else "")
+            + f"{'run':<36} {'state':<12} {'pid':>8} {'epoch':>7} {'sharpe':>8}  started")
+    for r, label in listed:
         ep = f"{r['epoch'] or 0}/{r['max_epochs'] or '?'}"
-        where = ctx.store.backend(m).label(m) or r["pid"] or "—"
-        say(f"{r['run']:<36} {r['state']:<12} {where:>8} {ep:>7} "
-            f"{num(r['sharpe']):>8}  {clock(r['started_at'])}")
+        where = label or r["pid"] or "—"
+        say((f"{r['host']:<8} " if with_hosts else "") + f"{r['run']:<36} {r['state']:<12} "
+            f"{where:>8} {ep:>7} {num(r['sharpe']):>8}  {clock(r['started_at'])}")
+    for line in down:
+        say(line)
     return 0
 
 
@@ -219,7 +248,12 @@ def slurm_json(ctx: Context, m: Manifest | None) -> dict[str, Any] | None:
 
 
 def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl status`; with --watch the log is followed incrementally until the run ends."""
+    """`runctl status`; with --watch the log is followed incrementally until the run ends
+    (`HOST:RUN`: the host's runctl's status)."""
+    if a.run is not None and a.log is None:
+        host, a.run = host_commands.resolve(ctx, a.run)
+        if host is not None:
+            return host_commands.status(ctx, a, host, a.run)
     m, log = _pick(ctx, a)
     preset = _preset_for(ctx, a, m)
     tail = RunTail(ctx.store, log, m)
@@ -245,20 +279,26 @@ def cmd_status(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_report(ctx: Context, a: argparse.Namespace) -> int:
-    """`runctl report`."""
+    """`runctl report` (`HOST:RUN`: the host's runctl's report, written here)."""
     from tui.judge.evaluate import evaluate
     from tui.judge.report import render_report
 
-    m, log, st = _target(ctx, a)
-    preset = _preset_for(ctx, a, m)
-    if preset is None:
-        raise RunctlError(f"no preset known for {log}; name one with --preset NAME")
-    verdicts = evaluate(preset, st, ctx.baselines())
-    base = verdicts.baseline
-    base_preset = ctx.preset(base.preset) if base is not None else None
-    manifest = m.to_json() if m is not None else {"log": str(log)}
-    text = render_report(preset, st, verdicts, manifest, baselines=ctx.baselines(),
-                         baseline_preset=base_preset)
+    host = None
+    if a.run is not None and a.log is None:
+        host, a.run = host_commands.resolve(ctx, a.run)
+    if host is not None:
+        text = host_commands.report(ctx, a, host, a.run)
+    else:
+        m, log, st = _target(ctx, a)
+        preset = _preset_for(ctx, a, m)
+        if preset is None:
+            raise RunctlError(f"no preset known for {log}; name one with --preset NAME")
+        verdicts = evaluate(preset, st, ctx.baselines())
+        base = verdicts.baseline
+        base_preset = ctx.preset(base.preset) if base is not None else None
+        manifest = m.to_json() if m is not None else {"log": str(log)}
+        text = render_report(preset, st, verdicts, manifest, baselines=ctx.baselines(),
+                             baseline_preset=base_preset)
     if a.output is None:
         sys.stdout.write(text)
     else:
@@ -290,7 +330,8 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
     if log is not None and not Path(log).is_file():
         raise RunctlError(f"log file not found: {log}")
     if run is not None:
-        run = ctx.store.get(run).run
+        host, run = host_commands.resolve(ctx, run)
+        run = f"{host}:{run}" if host is not None else ctx.store.get(run).run
     serve = bool(getattr(a, "serve", False))
     host, port = getattr(a, "host", None), getattr(a, "port", None)
     if not serve and (host is not None or port is not None):
@@ -307,7 +348,7 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
             "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
             "baseline": cmd_baseline, "queue": cmd_queue, "metrics": cmd_metrics,
-            "notify": cmd_notify, "sweep": cmd_sweep}
+            "notify": cmd_notify, "sweep": cmd_sweep, "log": host_commands.cmd_log}
 
 
 def dispatch(a: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ class Context:
         self.presets_dir = find_presets_dir(args.presets)
         self.registry = PresetRegistry(self.presets_dir)
         self._baselines: Any = None
+        self._remote: Any = None
 
     def baselines(self) -> Any:
         """presets/baselines.toml (loaded once)."""
@@ -28,6 +29,14 @@ class Context:
 
             self._baselines = load_baselines(self.presets_dir / BASELINES_FILE)
         return self._baselines
+
+    def remote(self) -> Any:
+        """The hosts of the hosts file and their runs (tui.runs.remote.Remote), made once."""
+        if self._remote is None:
+            from tui.runs.remote import Remote
+
+            self._remote = Remote(self.store.logs_dir)
+        return self._remote
 
     def launcher(self) -> Any:
         """A Launcher on this store and registry."""

@@ -6,6 +6,8 @@ Fast paths (`status`, `runs`, `presets`) import no torch, lightning or textual.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="when the GPUs it needs are taken, wait in the queue instead of failing")
     sp.add_argument("--backend", choices=backend_names(), default=None,
                     help=f"where the run goes (default: the preset's backend, else {DEFAULT_BACKEND})")
+    sp.add_argument("--host", default=None, metavar="HOST",
+                    help="launch on a host of hosts.toml (its runctl, its preset), or `any`: one "
+                         "with a free slot")
+    sp.add_argument("--send", action="store_true",
+                    help="with --host: send this machine's preset (and its extends chain) there "
+                         "first")
 
     sp = cmd("queue", "presets waiting for GPUs: list, add, remove")
     sp.add_argument("--json", action="store_true")
@@ -85,8 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(qr, top=False)
     qr.add_argument("item")
 
-    sp = cmd("runs", "list runs with state and headline metrics")
+    sp = cmd("runs", "list runs with state and headline metrics (every host's of hosts.toml too)")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--host", default=None, metavar="HOST",
+                    help="only this host's runs (`local`: this machine's)")
+
+    sp = cmd("log", "the run's log, raw, from byte N (--follow: until the run ends)")
+    sp.add_argument("run")
+    sp.add_argument("--from", dest="from_", type=int, default=0, metavar="N",
+                    help="start at byte N (default 0)")
+    sp.add_argument("--follow", action="store_true", help="go on while the run lives")
 
     sp = cmd("kill", "SIGTERM the run (checkpoint-and-exit), SIGKILL after the grace period")
     sp.add_argument("run")
@@ -121,9 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     psub = sp.add_subparsers(dest="pcmd", parser_class=_Parser, required=True)
     for pname, phelp in (("list", "every preset"), ("show", "one resolved preset"),
                          ("check", "validate preset files"),
-                         ("derive", "write a new preset extending NAME")):
+                         ("derive", "write a new preset extending NAME"),
+                         ("export", "NAME's files (its extends chain, baselines.toml) as JSON, "
+                                    "for runctl on another host"),
+                         ("receive", "write the preset files of a JSON on stdin (`launch --send` "
+                                     "from another host)")):
         _common(psub.add_parser(pname, help=phelp), top=False)
     psub.choices["show"].add_argument("name")
+    psub.choices["export"].add_argument("name")
     psub.choices["check"].add_argument("files", nargs="+", type=Path)
     dp = psub.choices["derive"]
     dp.add_argument("name")
@@ -187,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunctlError as e:
         print(f"runctl: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`, a dropped ssh): nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # exit's flush: no error
+        return 0
     except OSError as e:  # a write no command wrapped: a full disk is still one line
         import errno
 
@@ -196,6 +221,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tui.cli.textview import clock, say
 from tui.errors import RunctlError
+from tui.runs.hosts import LOCAL, split_target
 from tui.runs.notify import (
     Note,
     NotifyError,
@@ -52,8 +53,11 @@ def check_before(ctx: Context, a: argparse.Namespace) -> None:
     if cmd == "launch" or (cmd == "queue" and getattr(a, "qcmd", None) == "add"):
         preset: str | None = a.preset
     elif cmd == "resume":
+        host, run = split_target(a.run)
+        if host not in (None, LOCAL):
+            return  # a host's run: its runctl checks its own settings
         try:
-            m = ctx.store.get(a.run)
+            m = ctx.store.get(run)
         except RunctlError:
             return  # the command says it
         preset, folder = m.preset, m.presets_dir

@@ -100,6 +100,8 @@ BACKENDS: dict[str, BackendEntry] = {
         BackendEntry("slurm", "tui.runs.backends.slurm",
                      "a Slurm batch job (sbatch; requeued near its time limit)", SlurmSpec,
                      legacy=(("job_id", "job_id"), ("job_ids", "job_ids"), ("slurm", "settings"))),
+        BackendEntry("ssh", "tui.runs.backends.ssh",
+                     "another host's runctl, over ssh (launched with --host HOST of hosts.toml)"),
     )
 }
 

@@ -5,8 +5,8 @@ where it runs, what its scheduler says about it and what keeps its log growing h
 launcher, the store, the CLI and the TUI ask a run's backend (`backend_named(manifest.backend)`,
 `RunStore.backend(manifest)`) instead of testing its name; the names, their preset tables and
 their modules are the registry `tui.presets.backends.BACKENDS`. The implementations are the
-modules of `tui.runs.backends` (`local`, `slurm`), imported on first use: they use the store, and
-the store asks them, so neither imports the other's module at load time.
+modules of `tui.runs.backends` (`local`, `slurm`, `ssh`), imported on first use: they use the
+store, and the store asks them, so neither imports the other's module at load time.
 
 `Backend` is generic in the manifest and the store only so that this module imports nothing of
 tui.runs.store (no import circle between tui.runs' modules): every implementation is a
@@ -70,10 +70,12 @@ class Scheduled:
 
 @dataclass(frozen=True)
 class Job:
-    """One job of a scheduler, and how to ask about it (`ask(id)`: what the scheduler says now)."""
+    """One job of a scheduler, and how to ask about it (`ask(id)`: what the scheduler says now;
+    `ttl`: how long an answer stands, longer where asking costs more, e.g. another host)."""
 
     id: str
     ask: Callable[[str], Any]
+    ttl: float = CACHE_S
 
 
 class JobCache:
@@ -87,11 +89,20 @@ class JobCache:
         """The scheduler's answer about `job` now (its errors raise, as `job.ask` raised them)."""
         now = time.monotonic()
         hit = self._seen.get(job)
-        if hit is not None and now - hit[0] < CACHE_S:
+        if hit is not None and now - hit[0] < job.ttl:
             return hit[1]
         info = job.ask(job.id)
         self._seen[job] = (now, info)
         return info
+
+    def seen(self, job: Job) -> Any:
+        """The scheduler's answer about `job` while it stands (its ttl), else None: never asks."""
+        hit = self._seen.get(job)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < job.ttl else None
+
+    def remember(self, job: Job, info: Any) -> None:
+        """What the scheduler just said about `job` through another call (it stands its ttl)."""
+        self._seen[job] = (time.monotonic(), info)
 
     def forget(self, job: Job) -> None:
         """Ask again next time (after a submit or a kill)."""
@@ -213,3 +224,21 @@ def backend_named(name: str) -> Backend[Any, Any]:
 def actor() -> str:
     """Who acted, for history entries: host and pid of this controller."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+R = TypeVar("R")
+
+
+def asked(run: str, errors: dict[str, str] | None, ask: Callable[[], R]) -> tuple[R | None, str | None]:
+    """Ask a backend's far side about `run` (a scheduler, a host): (its answer, None), or (None,
+    why) when it could not be asked, the reason also kept in `errors` by run until it answers
+    again. A state read never fails on the far side's errors."""
+    try:
+        out = ask()
+    except RunctlError as e:
+        if errors is not None:
+            errors[run] = str(e)
+        return None, str(e)
+    if errors is not None:
+        errors.pop(run, None)
+    return out, None

@@ -18,10 +18,11 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from tui.app.messages import QueueLoaded, RunsLoaded
+from tui.app.messages import HOSTS_FILE, QueueLoaded, RunsLoaded
 from tui.app.screens.compare import CompareScreen
 from tui.app.screens.confirm import QueueRemoveScreen
 from tui.app.view import (
@@ -42,6 +43,7 @@ COLUMNS = (
     Column("mark", " ", max_width=1), Column("run", "Run", max_width=48),  # the id never gives way
     Column("preset", "Preset", max_width=20, min_width=8, give_first=2, drop=3),  # the run id starts with it
     Column("state", "State", max_width=14),
+    Column("host", "Host", max_width=12, hide_empty=True),  # issue 19: shown while hosts are listed
     Column("epoch", "Epoch", right=True), Column("sharpe", "Sharpe", right=True),
     Column("ic1", "IC h1", right=True), Column("ic20", "IC h20", right=True, drop=2),
     Column("scale", "SCALE", right=True), Column("val", "Val loss", right=True),
@@ -75,8 +77,9 @@ def run_cells(v: RunView, marked: bool = False) -> dict[str, str]:
     nums = headline(v) if v.loaded else dict.fromkeys(NUMERIC)
     return {
         "mark": "◆" if marked else " ",
-        "run": v.run or "?",
-        "preset": v.preset.name if v.preset else "—",
+        "host": v.host or "",
+        "run": (v.run or "?").split(":", 1)[-1],  # a host's run: key HOST:RUN, the host a column
+        "preset": v.preset.name if v.preset else str(field_of(v.manifest, "preset") or "—"),
         "state": f"{STATE_MARKS.get(st.state, '?')} {st.state}" if v.loaded else "… reading",
         "epoch": f"{st.epoch or 0}/{n or '?'}" if v.loaded else "",
         **{k: (num(x) if v.loaded else "") for k, x in nums.items()},
@@ -139,8 +142,9 @@ def sort_value(v: RunView, column: str, cells: dict[str, str] | None = None) -> 
 
 
 def matches(cells: dict[str, str], words: list[str]) -> bool:
-    """Every word is in the run's name, preset, state or sweep (case-insensitive)."""
-    hay = f"{cells['run']} {cells['preset']} {cells['state']} {cells.get('sweep', '')}".lower()
+    """Every word is in the run's host, name, preset, state or sweep (case-insensitive)."""
+    hay = (f"{cells.get('host', '')} {cells['run']} {cells['preset']} {cells['state']} "
+           f"{cells.get('sweep', '')}").lower()
     return all(w in hay for w in words)
 
 
@@ -178,6 +182,7 @@ class RunsScreen(Screen[str | None]):
         self._raw: dict[str, dict[str, str]] = {}  # run -> cells, numbers not aligned yet
         self._sort_keys: dict[str, dict[str, tuple[Any, ...]]] = {}  # run -> column -> sort key
         self._cells: dict[str, dict[str, str]] = {}
+        self.host_errors: dict[str, str] = {}  # issue 19: host -> why it did not answer (rows kept)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-title")
@@ -185,6 +190,7 @@ class RunsScreen(Screen[str | None]):
                     id="runs-filter")
         yield RunTable(id="runs-table")
         yield Static("", id="runs-empty")
+        yield Static("", id="runs-hosts")
         yield Static("", id="runs-queue")
         yield Footer()
 
@@ -192,6 +198,7 @@ class RunsScreen(Screen[str | None]):
         """Load now and every few seconds (in a thread: the store reads files)."""
         self.query_one("#runs-filter", Input).display = False
         self.query_one("#runs-queue", Static).display = False  # shown once there is a queue or GPUs
+        self.query_one("#runs-hosts", Static).display = False  # shown while a host does not answer
         self.query_one(RunTable).focus()
         self._title()
         self.action_refresh()
@@ -212,12 +219,14 @@ class RunsScreen(Screen[str | None]):
     @on(RunsLoaded)
     def _loaded(self, message: RunsLoaded) -> None:
         changed = False
-        if message.listing:  # the manifests: every run there is, states to follow
+        if message.listing and message.host is not None:  # one host's runs (issue 19)
+            changed = self._host_listed(message)
+        elif message.listing:  # the manifests: every run there is, states to follow
             names = {v.run or "?" for v in message.views}
             for v in message.views:
                 if (v.run or "?") not in self.views:
                     changed |= self._put(v)
-            for gone in [k for k in self.views if k not in names]:
+            for gone in [k for k, v in self.views.items() if v.far_host is None and k not in names]:
                 del self.views[gone], self._raw[gone], self._sort_keys[gone]
                 changed = True
         else:
@@ -228,6 +237,28 @@ class RunsScreen(Screen[str | None]):
         if changed:
             self._cells = self._aligned()
             self._show()
+
+    def _host_listed(self, message: RunsLoaded) -> bool:
+        """A host's listing: its rows replace what it showed; a host that did not answer keeps
+        its rows as last seen and is said in one line (asked again at the next refresh)."""
+        host = message.host or ""
+        if message.error is not None:
+            changed = self.host_errors.get(host) != message.error
+            self.host_errors[host] = message.error
+        else:
+            changed = self.host_errors.pop(host, None) is not None
+            names = {v.run or "?" for v in message.views}
+            for gone in [k for k, v in self.views.items() if v.far_host == host and k not in names]:
+                del self.views[gone], self._raw[gone], self._sort_keys[gone]
+                changed = True
+            for v in message.views:
+                changed |= self._put(v)
+        box = self.query_one("#runs-hosts", Static)
+        again = f": its runs as last seen, asked again every {REFRESH_S:g} s"
+        box.update("\n".join(escape(why) + ("" if name == HOSTS_FILE else again)
+                              for name, why in self.host_errors.items()))
+        box.display = bool(self.host_errors)
+        return changed
 
     @on(QueueLoaded)
     def _queue_loaded(self, message: QueueLoaded) -> None:
@@ -417,7 +448,12 @@ class RunsScreen(Screen[str | None]):
         if len(names) < 2:
             self.notify("Mark two runs or more with space, then press c", severity="warning")
             return
-        self.app.push_screen(CompareScreen([self.views[n] for n in names]))
+        views = [self.views[n] for n in names]
+        full = getattr(self.app, "compare_views", None)
+        if full is not None and any(v.far_host is not None for v in views):
+            full(views)  # a host's run: read whole from its host first (issue 19)
+            return
+        self.app.push_screen(CompareScreen(views))
 
     def action_kill_marked(self) -> None:
         """Kill the marked runs that are still running (after a confirmation)."""

@@ -65,8 +65,10 @@ class RunWatch:
         self, post: Post, log: Path, follower: Any, *, run: str | None = None, manifest: Any = None,
         preset: Preset | None = None, baselines: Baselines | None = None, store: Any = None,
         probe: Probe | None = None, clock: Callable[[], float] = time.time,
+        feed: Any = None, host: str | None = None,
     ) -> None:
         self.post, self.log, self.follower = post, log, follower
+        self.feed, self.host = feed, host  # issue 19: a run on a host: its log's copy kept growing
         self.run, self.manifest, self.preset, self.baselines = run, manifest, preset, baselines
         self.store, self.probe, self.clock = store, probe, clock
         self._first = True
@@ -114,6 +116,8 @@ class RunWatch:
         Returns whether the log grew (the caller polls less often while it does not).
         """
         now = time.monotonic()
+        if self.feed is not None:  # a run on a host: the copy of its log brought up to date first
+            self.feed.poll()
         events = self.follower.poll()
         raw = self.follower.take_lines()
         if raw is not None:
@@ -137,6 +141,11 @@ class RunWatch:
         self._first = False
         return bool(events or (raw is not None and raw.lines))
 
+    def close(self) -> None:
+        """Stop what keeps a host's log copy growing (nothing for a run of this machine)."""
+        if self.feed is not None:
+            self.feed.close()
+
     def _check_notice(self) -> bool:
         """Post a RunNotice when what is wrong around the run changed (never a frozen screen)."""
         text = self._problems()
@@ -150,6 +159,9 @@ class RunWatch:
         """One line: the log truncated / rotated / deleted / unreadable, the manifest gone or
         damaged, the run folder gone, the scheduler not answering (None: nothing)."""
         notes: list[str] = []
+        down = getattr(self.feed, "error", None)
+        if down:  # the stream of a host's log dropped: said, and started again (backends.ssh)
+            notes.append(f"{down}; its log is followed again once it answers")
         event = getattr(getattr(self.follower, "state", None), "log_event", None)
         reading = getattr(self.follower, "reading", None)
         if event == "truncated":
@@ -212,7 +224,7 @@ class RunWatch:
         launched = field_of(self.manifest, "created_at")
         self.view = RunView(run=self.run or st.run, state=st, preset=self.preset, verdicts=verdicts,
                             log_path=self.log, launched_at=launched, manifest=self.manifest,
-                            steps=tuple(self.steps), notice=self.notice)
+                            steps=tuple(self.steps), notice=self.notice, host=self.host)
         self.post(RunSnapshot(self.view))
         self._notify(st, verdicts)
 

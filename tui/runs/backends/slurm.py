@@ -23,7 +23,7 @@ from tui.errors import RunctlError, write_error
 from tui.presets.backends import SlurmSpec
 from tui.presets.preset import expand
 from tui.runs import slurm
-from tui.runs.backend import Attempt, Backend, Job, JobCache, Say, Scheduled, actor
+from tui.runs.backend import Attempt, Backend, Job, JobCache, Say, Scheduled, actor, asked
 from tui.runs.slurm import JobInfo
 from tui.runs.store import Manifest, RunStore
 
@@ -171,16 +171,11 @@ class SlurmBackend(Backend[Manifest, RunStore]):
              errors: dict[str, str] | None) -> tuple[JobInfo | None, str | None]:
         """The run's job as Slurm tells it now (None: Slurm forgot it, or could not be asked:
         then why, also kept in `errors`; a state read never fails on Slurm's errors)."""
-        try:
+        def ask() -> JobInfo | None:
             job = job_id(m) or slurm.find_by_name(f"runctl-{m.run}")  # submitted, not yet recorded
-            info: JobInfo | None = jobs.info(_job(job)) if job else None
-        except RunctlError as e:
-            if errors is not None:
-                errors[m.run] = str(e)
-            return None, str(e)
-        if errors is not None:
-            errors.pop(m.run, None)
-        return info, None
+            return jobs.info(_job(job)) if job else None
+
+        return asked(m.run, errors, ask)
 
     def alive(self, store: RunStore, run: Manifest) -> bool:
         """The job is queued or running."""
