@@ -263,3 +263,49 @@ def test_send_a_preset_of_this_machine(hosts: Hosts, runctl) -> None:  # noqa: A
     (far / "mine.toml").write_text(MINE.replace("max_epochs = 2", "max_epochs = 5"))
     line = _one_line(runctl("launch", "mine", "--host", "h2", "--send"))
     assert "mine.toml exists here with other content" in line and line.startswith("runctl: h2: ")
+
+
+SWEEP = """description = "a sweep sent to a host"
+command = ["{{python}}", "{root}/tests/scripts/sweep_target.py", "--out", "{{run_dir}}",
+           "--max-epochs", "{{max_epochs}}"]
+override_format = ["--{{key}}", "{{value}}"]
+max_epochs = 2
+gpus = 0
+
+[overrides]
+sleep = 0.1
+
+[[criteria]]
+metric = "val_loss"
+op = "<"
+value = 1.0
+label = "val_loss below 1"
+
+[sweep]
+x = [0.0, 0.3]
+parallel = 1
+"""
+
+
+def test_a_sweep_on_a_host(hosts: Hosts, runctl, presets_dir: Path) -> None:  # noqa: ANN001
+    """`runctl sweep PRESET --host HOST --send`: the host's queue and driver run it; `sweep status
+    HOST:ID` ranks it from here."""
+    from tests.sshd import ROOT
+
+    (presets_dir / "swp.toml").write_text(SWEEP.format(root=ROOT))
+    r = runctl("--presets", str(presets_dir), "sweep", "swp", "--host", "h2", "--send", "--json", timeout=60)
+    assert r.returncode == 0, r.stderr
+    started = json.loads(r.stdout)
+    assert started["host"] == "h2" and started["points"] == 2
+    got: dict = {}
+
+    def done() -> bool:
+        r = runctl("sweep", "status", f"h2:{started['sweep']}", "--json", timeout=60)
+        assert r.returncode == 0, r.stderr
+        got.update(json.loads(r.stdout))
+        return got["done"]
+
+    assert wait_until(done, 90, 1.0), got
+    assert [p["values"]["x"] for p in got["points"]] == ["0.3", "0"] and got["points"][0]["rank"] == 1
+    text = runctl("sweep", "status", f"h2:{started['sweep']}", timeout=60).stdout
+    assert f"h2:{started['sweep']}" in text and "finished" in text

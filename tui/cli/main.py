@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where its runs go (default: the preset's backend)")
     sp.add_argument("--parallel", type=int, default=None, metavar="N",
                     help="at most N of its runs at once (default: the sweep's parallel, else the GPU slots)")
+    sp.add_argument("--host", default=None, metavar="HOST",
+                    help="sweep on a host of hosts.toml (its queue, GPU slots and driver)")
+    sp.add_argument("--send", action="store_true", help="with --host: send the preset there first")
     sp.add_argument("--json", action="store_true")
 
     sp = cmd("metrics", "try a preset's metric sources on a recorded log")

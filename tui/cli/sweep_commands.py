@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from tui.cli.textview import num, say
@@ -15,12 +16,21 @@ if TYPE_CHECKING:
 
 def cmd_sweep(ctx: Context, a: argparse.Namespace) -> int:
     """`runctl sweep PRESET [--name N] [--backend B] [--parallel N]` | `runctl sweep status NAME`."""
+    from tui.runs.hosts import LOCAL, split_target
     from tui.runs.sweeps import load, rank, start_sweep
 
     if a.target == "status":
         if not a.sweep_name:
             raise RunctlError("sweep status: name the sweep (its id, or its name for the newest)")
-        sweep = load(ctx.store, a.sweep_name)
+        host, name = split_target(a.sweep_name)
+        if host is not None and host != LOCAL:
+            data = ctx.remote().sweep_status(host, name)
+            if a.json:
+                say(json.dumps(data, allow_nan=False, default=_json_safe))
+            else:
+                _text(_Far(data), data["points"])
+            return 0
+        sweep = load(ctx.store, name)
         rows = rank(ctx.store, sweep)
         if a.json:
             say(json.dumps({"sweep": sweep.id, "preset": sweep.preset, "method": sweep.method,
@@ -33,6 +43,18 @@ def cmd_sweep(ctx: Context, a: argparse.Namespace) -> int:
     if a.sweep_name:
         raise RunctlError(f"sweep {a.target} {a.sweep_name}: one preset at a time (`runctl sweep status "
                           f"NAME` ranks a sweep)")
+    if getattr(a, "host", None):
+        started = ctx.remote().sweep(a.host, a.target, name=a.name, backend=a.backend, parallel=a.parallel,
+                                     send=ctx.registry if a.send else None,
+                                     say=lambda t: print(f"runctl: {t}", file=sys.stderr))
+        if a.json:
+            say(json.dumps(started))
+        else:
+            say(f"sweep {started['host']}:{started['sweep']}: {started.get('points')} run(s) queued on "
+                f"{started['host']}\n  status: runctl sweep status {started['host']}:{started['sweep']}")
+        return 0
+    if getattr(a, "send", False):
+        raise RunctlError("--send goes with --host HOST: the preset is sent to that host")
     sweep = start_sweep(ctx.store, ctx.launcher(), a.target, ctx.presets_dir, name=a.name,
                         backend=a.backend, parallel=a.parallel, say=lambda _t: None)
     if a.json:
@@ -45,6 +67,16 @@ def cmd_sweep(ctx: Context, a: argparse.Namespace) -> int:
             + (f", {sweep.parallel} at a time" if sweep.parallel else "")
             + f"; objective {sweep.metric} ({sweep.direction})\n  status: runctl sweep status {sweep.id}")
     return 0
+
+
+class _Far:
+    """A host's sweep status, as `_text` reads a local sweep."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.id = f"{data['host']}:{data.get('sweep')}"
+        self.preset, self.method = data.get("preset"), data.get("method")
+        self.metric, self.direction = data.get("objective"), data.get("direction")
+        self.done_at = 1.0 if data.get("done") else None
 
 
 def _json_safe(x: Any) -> Any:

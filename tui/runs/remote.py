@@ -299,6 +299,40 @@ class Remote:
             say(f"{h.name}: launched {run}, but its state could not be read yet ({e})")
             return started, None
 
+    def sweep(self, host: str, preset: str, name: str | None = None, backend: str | None = None,
+              parallel: int | None = None, send: Any = None, say: Say = _quiet) -> dict[str, Any]:
+        """`runctl sweep PRESET --json ...` there: the sweep's runs go through that host's queue and
+        GPU slots, its driver runs there. What it answered, with `host`."""
+        self._writable("sweep")
+        h = self.host(host)
+        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", preset):
+            raise RunctlError(f"preset {preset!r}: not a preset name")
+        if send is not None:
+            self.send(h, send, preset, say)
+        args = ["sweep", preset, "--json"]
+        if name:
+            args.append(f"--name={name}")
+        if backend:
+            args.append(f"--backend={backend}")
+        if parallel:
+            args.append(f"--parallel={parallel}")
+        answer = ssh.call(h, args, timeout=LAUNCH_S)
+        relay(h, answer.err, say)
+        started = ssh.parse_json(h, answer.out)
+        if not isinstance(started, dict) or not isinstance(started.get("sweep"), str):
+            raise RemoteError(f"{h.name}: runctl there answered no sweep")
+        return {**started, "host": h.name}
+
+    def sweep_status(self, host: str, sweep: str) -> dict[str, Any]:
+        """`runctl sweep status NAME --json` there, with `host`."""
+        h = self.host(host)
+        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", sweep):
+            raise RunctlError(f"sweep {sweep!r}: not a sweep id or name")
+        data = ssh.call_json(h, ["sweep", "status", sweep, "--json"])
+        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+            raise RemoteError(f"{h.name}: runctl there answered no sweep status")
+        return {**data, "host": h.name}
+
     def send(self, host: Host, registry: Any, preset: str, say: Say = _quiet) -> None:
         """Write the local preset and its `extends` chain into the host's presets folder
         (`runctl presets receive` there: a file already there with other content is refused)."""
