@@ -310,3 +310,40 @@ def test_the_runs_screen_says_a_bad_hosts_file_and_a_host_down(tmp_path: Path, r
             await wait_for(pilot, lambda: screen.views[run].host == "local", 10)  # among hosts: "local"
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_a_runs_metric_files_listed_and_read_for_a_mirror(tmp_path: Path, runctl) -> None:  # noqa: ANN001
+    """`runctl log RUN --files` lists the metric files under a run's folder as its sources find
+    them; `--file PATH --from N --limit L` gives their bytes; nothing else is given out."""
+    from tui.log.sources import SourceConfig
+    from tui.runs.store import Manifest, RunStore
+
+    store = RunStore(tmp_path / "_logs")
+    run = "m_20261205_120000"
+    run_dir = store.run_dir(run).absolute()
+    (run_dir / "tb").mkdir(parents=True)
+    (run_dir / "tb" / "events.out.tfevents.1.box.1.0").write_bytes(b"0123456789")
+    (run_dir / "version_0").mkdir()
+    (run_dir / "version_0" / "metrics.csv").write_text("epoch,val_loss\n0,0.5\n")
+    (run_dir / "ckpt.pt").write_bytes(b"not a metric file")
+    store.training_dir.mkdir(parents=True)
+    store.log_path(run).write_text("")
+    cfg = SourceConfig(files=(("csv", f"{run_dir}/**/metrics.csv"),
+                              ("tensorboard", f"{run_dir}/**/events.out.tfevents.*"),
+                              ("jsonl", "/elsewhere/**/metrics.jsonl")))
+    store.save(Manifest(run=run, name="m", preset="p", log=str(store.log_path(run)), run_dir=str(run_dir),
+                        pid_file=str(store.pid_path("m")), created_at=1.7e9, host="h", kind="command",
+                        sources=cfg.to_json()))
+    r = runctl("log", run, "--files")
+    assert r.returncode == 0, r.stderr
+    listed = {e["path"]: e for e in json.loads(r.stdout)}
+    assert set(listed) == {"tb/events.out.tfevents.1.box.1.0", "version_0/metrics.csv"}
+    assert listed["tb/events.out.tfevents.1.box.1.0"]["append_only"] is True
+    assert listed["version_0/metrics.csv"]["append_only"] is False and listed["version_0/metrics.csv"]["size"] == 21
+    r = subprocess.run(runctl_cmd(tmp_path / "_logs", tmp_path / "presets", "log", run, "--file",
+                                  "tb/events.out.tfevents.1.box.1.0", "--from", "3", "--limit", "4"),
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == b"3456", r.stderr
+    for bad in ("ckpt.pt", "../../etc/passwd", "/etc/passwd"):
+        r = runctl("log", run, "--file", bad)
+        assert r.returncode == 2 and "is not a metric file" in r.stderr, r.stderr

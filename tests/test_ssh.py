@@ -309,3 +309,41 @@ def test_a_sweep_on_a_host(hosts: Hosts, runctl, presets_dir: Path) -> None:  # 
     assert [p["values"]["x"] for p in got["points"]] == ["0.3", "0"] and got["points"][0]["rank"] == 1
     text = runctl("sweep", "status", f"h2:{started['sweep']}", timeout=60).stdout
     assert f"h2:{started['sweep']}" in text and "finished" in text
+
+
+LIT = """description = "plain Lightning, its default logger: metrics only in its event files"
+command = ["{{python}}", "{root}/tests/scripts/lightning_default.py", "--run-dir", "{{run_dir}}",
+           "--max-epochs", "{{max_epochs}}"]
+max_epochs = 2
+gpus = 0
+"""
+
+
+def test_a_remote_runs_metric_files_are_mirrored(hosts: Hosts, runctl, logs_dir: Path) -> None:  # noqa: ANN001
+    """A script whose metrics are only in files beside its log (Lightning's default TensorBoard
+    logger; its rich bar prints nothing while the output is not a terminal), followed from here:
+    the ssh feed copies its event files into the mirror, and the mirror's state has its epochs
+    and metrics, as a local run's would."""
+    from tests.sshd import ROOT
+
+    (hosts["h1"].dir / "presets" / "lit.toml").write_text(LIT.format(root=ROOT))
+    run = _launch(runctl, "h1", "lit")["run"]
+    remote = Remote(logs_dir)
+    m = remote.refresh("h1", run)
+    store = remote.store("h1")
+    assert all(g.startswith(str(store.run_dir(run).absolute())) for _, g in m.source_config.files)
+    tail = RunTail(store, store.log_path(run), m)
+    seen: dict = {}
+    try:
+        def done() -> bool:
+            st = tail.poll()
+            seen.update(state=st.state, epochs=[(r.epoch, sorted(r.metrics)) for r in st.epochs if r.validated])
+            return st.state == "finished" and len(seen["epochs"]) == 2
+
+        assert wait_until(done, 90, 0.5), seen
+        assert all({"val_loss", "val_acc"} <= set(names) for _, names in seen["epochs"]), seen
+        copies = list(store.run_dir(run).rglob("events.out.tfevents.*"))
+        (far_file,) = hosts["h1"].run_dir(run).rglob("events.out.tfevents.*")
+        assert copies and copies[0].read_bytes() == far_file.read_bytes()
+    finally:
+        tail.close()

@@ -203,6 +203,13 @@ def cmd_log(ctx: Context, a: argparse.Namespace) -> int:
     if a.from_ < 0:
         raise RunctlError(f"--from {a.from_}: must be >= 0")
     host, run = resolve(ctx, a.run)
+    if (a.files or a.file) and host is not None:
+        raise RunctlError("--files / --file read this machine's runs (a host's runctl answers them)")
+    if a.files:
+        say(json.dumps(run_files(ctx.store.get(run))))
+        return 0
+    if a.file:
+        return _file_bytes(ctx.store.get(run), a.file, a.from_, a.limit)
     if host is not None:
         return _remote_log(ctx, host, run, a.from_, a.follow)
     m = ctx.store.get(run)
@@ -237,6 +244,51 @@ def cmd_log(ctx: Context, a: argparse.Namespace) -> int:
         time.sleep(LOG_POLL_S)
         if time.monotonic() - asked >= ALIVE_EVERY_S:
             alive, asked = ctx.store.is_running(m), time.monotonic()  # one more copy after it ends
+
+
+def run_files(m: Any) -> list[dict[str, Any]]:
+    """The run's metric files under its run folder, as its sources find them (a CSVLogger's, the
+    event files, JSON lines, the HF Trainer's state): `{path}` (relative to the run folder),
+    `size`, `mtime_ns`, `source`, `append_only`. What a controller on another machine mirrors."""
+    import glob
+
+    from tui.log.sources import file_source
+
+    run_dir = Path(m.run_dir).resolve()
+    out: dict[str, dict[str, Any]] = {}
+    for name, pattern in m.source_config.files:
+        try:
+            src = file_source(name)
+        except KeyError:
+            continue
+        for f in glob.glob(pattern, recursive=True):
+            p = Path(f).resolve()
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            if not p.is_file() or not p.is_relative_to(run_dir):
+                continue  # only what lies under the run's folder is mirrored
+            rel = str(p.relative_to(run_dir))
+            out.setdefault(rel, {"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                 "source": name, "append_only": src.append_only})
+    return sorted(out.values(), key=lambda e: str(e["path"]))
+
+
+def _file_bytes(m: Any, rel: str, start: int, limit: int) -> int:
+    """`runctl log RUN --file REL --from N`: one of the run's metric files (`run_files`), raw,
+    from byte N, at most `limit` bytes. Exit 3: it is shorter than N."""
+    known = {e["path"]: e for e in run_files(m)}
+    if rel not in known:
+        raise RunctlError(f"{rel!r} is not a metric file of run {m.run} (runctl log {m.run} --files "
+                          f"lists them)")
+    path = Path(m.run_dir).resolve() / rel
+    size = path.stat().st_size
+    if size < start:
+        _err(f"{rel} of {m.run} has {size} bytes, fewer than --from {start}")
+        return TRUNCATED
+    _copy(path, start, min(size, start + limit) if limit > 0 else size, sys.stdout.buffer)
+    return 0
 
 
 def _copy(path: Path, pos: int, size: int, out: Any) -> int:

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--from", dest="from_", type=int, default=0, metavar="N",
                     help="start at byte N (default 0)")
     sp.add_argument("--follow", action="store_true", help="go on while the run lives")
+    sp.add_argument("--files", action="store_true",
+                    help="list the run's metric files under its folder (JSON), instead of its log")
+    sp.add_argument("--file", default=None, metavar="PATH",
+                    help="one of those files, raw, from --from N, instead of the log")
+    sp.add_argument("--limit", type=int, default=0, metavar="BYTES",
+                    help="with --file: at most this many bytes (default: to its end)")
 
     sp = cmd("kill", "SIGTERM the run (checkpoint-and-exit), SIGKILL after the grace period")
     sp.add_argument("run")

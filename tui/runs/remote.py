@@ -99,6 +99,7 @@ def mirror(host: Host, store: RunStore, status: dict[str, Any]) -> Manifest:
         history = [{k: v for k, v in h.items() if k != "log_ino"} if isinstance(h, dict) else h
                    for h in history]
     local = {**data, "run": run, "name": name, "history": history,
+             "sources": mirrored_sources(data, store.run_dir(run).absolute()),
              "log": str(store.log_path(run).absolute()),
              "pid_file": str(store.pid_path(name).absolute()), "backend": BACKEND,
              "backend_data": {"host": host.name, "run": run, "log": data.get("log"),
@@ -111,6 +112,20 @@ def mirror(host: Host, store: RunStore, status: dict[str, Any]) -> Manifest:
                           f"({e})") from None
     store.save(m)
     return m
+
+
+def mirrored_sources(data: dict[str, Any], here: Path) -> dict[str, Any] | None:
+    """A far run's metric sources as its mirror reads them: each file glob under the run's folder
+    there pointed at the mirror's copy of that folder (`here`, kept by the ssh feed); a glob
+    elsewhere is left out (those files are not copied)."""
+    sources = data.get("sources")
+    if not isinstance(sources, dict):
+        return None
+    far_dir = str(data.get("run_dir") or "").rstrip("/")
+    files: dict[str, Any] = sources["files"] if isinstance(sources.get("files"), dict) else {}
+    mirrored = {name: str(here) + glob[len(far_dir):] for name, glob in files.items()
+                if far_dir and isinstance(glob, str) and glob.startswith(far_dir + "/")}
+    return {**sources, "files": mirrored}
 
 
 def far_resume(host: Host, store: RunStore, run: str, say: Say = _quiet) -> Manifest:

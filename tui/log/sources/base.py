@@ -54,3 +54,4 @@ class FileSource:
     preset_key: str  # the preset key that sets its glob (docs/presets.md)
     default_glob: str  # where it looks when the preset says nothing; may use {run_dir} and {run}
     reader: Callable[[str], Reader]  # a glob (placeholders expanded) -> its reader
+    append_only: bool = False  # its files only grow (a copy can take just their new bytes)

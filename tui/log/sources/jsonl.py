@@ -45,4 +45,5 @@ SOURCE = FileSource(
     preset_key="jsonl",
     default_glob="{run_dir}/**/metrics.jsonl",
     reader=JsonLines,
+    append_only=True,
 )

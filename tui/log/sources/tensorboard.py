@@ -580,4 +580,5 @@ SOURCE = FileSource(
     preset_key="tensorboard",
     default_glob="{run_dir}/**/events.out.tfevents.*",
     reader=TensorBoardReader,
+    append_only=True,
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -172,6 +173,12 @@ def _live(info: dict[str, Any]) -> bool:
     return isinstance(state, str) and state not in (*TERMINAL, "damaged")
 
 
+FILES_S = 3.0  # a followed remote run's metric files are looked at this often
+FILE_S = 60.0  # one piece of a metric file may take this long to come
+FILE_CHUNK = 16 << 20  # ... and is at most this many bytes
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.,=+@ -]*(?:/[A-Za-z0-9_][A-Za-z0-9_.,=+@ -]*)*$")
+
+
 class SshLogFeed:
     """The copy of a remote run's log (`training/RUN.log` of the mirror), kept growing.
 
@@ -198,6 +205,9 @@ class SshLogFeed:
         self._checked = 0.0  # when the host was last asked about the run (poll)
         self._lock_file: IO[bytes] | None = None
         self._closed = False
+        self.files_dir = store.run_dir(m.run)  # the mirror's copy of the run folder's metric files
+        self._files: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) there, as copied
+        self._files_at = -FILES_S
 
     # ------------------------------------------------------------------------ the lock
     def _take(self) -> bool:
@@ -311,6 +321,49 @@ class SshLogFeed:
             self._stop.wait(RETRY_S[min(tries, len(RETRY_S) - 1)])
             tries += 1
 
+    def _sync_files(self) -> None:
+        """Copy what the run's metric files there gained (`runctl log RUN --files`, then `--file`):
+        an append-only one (event files, JSON lines) from the copy's size, any other (a CSV the
+        logger rewrites, trainer_state.json) whole, through a temporary file. Best effort: a host
+        that does not answer leaves the copies as they are, the stream's error says why."""
+        now = time.monotonic()
+        if now - self._files_at < FILES_S or not self.manifest.source_config.files:
+            return
+        self._files_at = now
+        host, rid = host_of(self.manifest), far_run(self.manifest)
+        try:
+            listed = ssh.call_json(host, ["log", far(rid), "--files"])
+        except RunctlError:
+            return
+        for e in listed if isinstance(listed, list) else ():
+            rel = e.get("path") if isinstance(e, dict) else None
+            if not isinstance(rel, str) or not _SAFE_PATH.match(rel) or ".." in rel.split("/"):
+                continue  # a host's answer is data: only a plain relative path is a file here
+            key = (int(e.get("size") or 0), int(e.get("mtime_ns") or 0))
+            if self._files.get(rel) == key:
+                continue
+            with contextlib.suppress(RunctlError, OSError):
+                self._copy_file(host, rid, rel, key[0], bool(e.get("append_only")))
+                self._files[rel] = key
+
+    def _copy_file(self, host: Any, rid: str, rel: str, size: int, append_only: bool) -> None:
+        dest = self.files_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        have = dest.stat().st_size if dest.exists() else 0
+        append = append_only and 0 < have <= size
+        start = have if append else 0
+        tmp = dest.with_name(f".{dest.name}.part")
+        with open(dest if append else tmp, "ab" if append else "wb") as out:
+            while start < size:
+                answer = ssh.call(host, ["log", far(rid), "--file", rel, f"--from={start}",
+                                         f"--limit={FILE_CHUNK}"], timeout=FILE_S)
+                if not answer.out:
+                    break
+                out.write(answer.out)
+                start += len(answer.out)
+        if not append:
+            os.replace(tmp, dest)
+
     def poll(self) -> None:
         """First poll: the copy brought up to date. Later: the stream kept running, and every
         RECHECK_S the host asked about the run (a manifest it changed is mirrored; a stream that
@@ -323,7 +376,9 @@ class SshLogFeed:
         if self._polls == 1:
             self._checked = time.monotonic()
             self._catch_up()
+            self._sync_files()
             return
+        self._sync_files()
         live: bool | None = None
         if time.monotonic() - self._checked >= RECHECK_S:
             self._checked = time.monotonic()
