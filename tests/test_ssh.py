@@ -347,3 +347,34 @@ def test_a_remote_runs_metric_files_are_mirrored(hosts: Hosts, runctl, logs_dir:
         assert copies and copies[0].read_bytes() == far_file.read_bytes()
     finally:
         tail.close()
+
+
+def test_a_remote_run_stalled_there_is_stalled_here(hosts: Hosts, runctl, logs_dir: Path) -> None:  # noqa: ANN001
+    """The host judges a silence; the mirror (the TUI, the runs screen) says what it says, and
+    clears with it."""
+    from tests.sshd import ROOT, STEP
+
+    h1 = hosts["h1"]
+    (h1.dir / "presets" / "quiet.toml").write_text(
+        STEP.format(host="h1", epochs=2, root=ROOT, gpus=0) + 'stall_after = "2s"\n')
+    run = _launch(runctl, "h1", "quiet")["run"]
+    remote = Remote(logs_dir)
+    m = remote.refresh("h1", run)
+    store = remote.store("h1")
+    tail = RunTail(store, store.log_path(run), m)
+    try:
+        assert wait_until(lambda: tail.poll().state == "stalled", 40, 0.5)
+        st = tail.poll()
+        assert st.stalled_since is not None and st.stall_after == 2.0
+        since = st.stalled_since
+        h1.go(run, 1)
+
+        def moved() -> bool:  # output again: that stall is over (the script may fall silent again
+            now = tail.poll()  # before the host is next asked: then a later stall has begun)
+            return now.state != "stalled" or (now.stalled_since or 0) > since
+
+        assert wait_until(moved, 30, 0.5)
+        h1.go(run, 2)
+        assert wait_until(lambda: tail.poll().state == "finished", 30, 0.5)
+    finally:
+        tail.close()

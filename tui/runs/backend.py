@@ -172,6 +172,11 @@ class Backend(ABC, Generic[RunT, StoreT]):
         """Its process on this machine (None: it runs elsewhere)."""
         return None
 
+    def stall(self, store: StoreT, run: RunT) -> tuple[float, float | None] | None:
+        """Where the far side judges a silence (a host): (stalled since, stall_after) when it says
+        the run is stalled, else None. This machine's own judgement needs `executing`."""
+        return None
+
     def started_json(self, run: RunT) -> dict[str, Any]:
         """What `launch --json` / `resume --json` add to `{run, pid, log}` (Slurm: `job_id`)."""
         return {}

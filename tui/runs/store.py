@@ -563,6 +563,8 @@ class RunStore:
         if alive and m.damaged is None and b.executing(self, m):
             apply_stall(st, str(self.log_path(m.run)), m.run_dir, b.local_pid(m),
                         m.source_config.files, m.checkpoint_files, m.stall_after)
+        elif alive and m.damaged is None and (far := b.stall(self, m)) is not None:
+            st.state, st.stalled_since, st.stall_after = "stalled", far[0], far[1]  # its host's say
         if resume and not alive and st.state in ("killed", "crashed"):
             self._resume_info(m, st)
         if m.damaged is not None:

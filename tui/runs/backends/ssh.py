@@ -117,6 +117,16 @@ class SshBackend(Backend[Manifest, RunStore]):
         """Its host judges a silence (a stall); this machine sees only the copy of its log."""
         return False
 
+    def stall(self, store: RunStore, run: Manifest) -> tuple[float, float | None] | None:
+        """The host's judgement of a silence, from its last answer (no call of its own)."""
+        info = store.jobs.seen(_job(run))
+        if not isinstance(info, dict) or info.get("state") != "stalled":
+            return None
+        since, after = info.get("stalled_since"), info.get("stall_after")
+        if not isinstance(since, int | float):
+            return None
+        return float(since), float(after) if isinstance(after, int | float) else None
+
     def where(self, run: Manifest) -> str:
         pid = f" pid {run.pid}" if run.pid is not None else ""
         return f"{run.backend_data.get('host')}{pid}"
