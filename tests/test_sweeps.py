@@ -1,5 +1,5 @@
 """Issue 20: sweeps over the GPU slots, ranked by the preset's objective, stopped early by its own
-rules, and `sweep_done` notified, with no runctl window open.
+rules or pruned by an optuna study's pruner, and `sweep_done` notified, with no runctl window open.
 
 The runs are real (tests/scripts/sweep_target.py: val_loss = (x - 0.3)^2 + (y - 1)^2 + 1/(e + 1),
 so the best point is known), launched by the real queue runner and followed by the sweep's real
@@ -178,6 +178,41 @@ def test_early_stop_by_the_presets_own_rule_and_sweep_done_notified(runctl, pres
         assert "x=0.3" in body  # the best point
     finally:
         ep.server.shutdown()
+
+
+def test_an_optuna_trial_that_goes_bad_is_pruned_by_the_studys_pruner(runctl, presets: Path,
+                                                                     logs_dir: Path, tmp_path: Path) -> None:
+    # the third start of the script adds 10 to its val_loss (whatever x the sampler drew): the
+    # median pruner, after two finished trials, prunes it at its first reported epoch
+    starts = tmp_path / "starts.txt"
+    (presets / "prune.toml").write_text(BASE.replace("max_epochs = 3", "max_epochs = 6").replace(
+        "sleep = 0.3", f'sleep = 0.4\ncount_in = "{starts}"\nbad_from = 2') + """
+[sweep]
+method = "optuna"
+trials = 3
+seed = 2
+x = { low = 0.0, high = 1.0 }
+""")
+    sweep = _sweep(runctl, presets, "prune")
+    got = _done(runctl, presets, sweep, timeout=150)
+    points = sorted(got["points"], key=lambda p: p["index"])
+    assert [p["state"] for p in points] == ["finished", "finished", "pruned"], points
+    pruned = points[2]
+    assert "by the study's pruner" in pruned["note"], pruned
+    # stopped long before its sixth epoch, its checkpoint kept
+    st = json.loads(runctl("--presets", str(presets), "status", pruned["run"], "--json", env=ENV).stdout)
+    assert st["state"] == "killed" and len(st["epochs"]) < 6, st["state"]
+    assert st["resume"]["from"], st["resume"]
+    # the study was told: two complete trials, one pruned, and the best is a finished one
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    (journal,) = (logs_dir / "sweeps").glob("*.optuna.log")
+    study = optuna.load_study(study_name=sweep, storage=JournalStorage(JournalFileBackend(str(journal))))
+    states = [t.state.name for t in sorted(study.trials, key=lambda t: t.number)]
+    assert states == ["COMPLETE", "COMPLETE", "PRUNED"], states
+    assert got["best"] in (points[0]["index"], points[1]["index"])
 
 
 def test_mistakes_are_one_line_and_queue_nothing(runctl, presets: Path, tmp_path: Path) -> None:
