@@ -196,3 +196,30 @@ def test_runs_screen_shows_the_queue_and_its_keys(tmp_path: Path, monkeypatch: p
             assert isinstance(app2.screen, RunsScreen) and [i.id for i in queue.load().waiting] == ["q2"]
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_a_machine_lock_held_elsewhere_keeps_the_item_waiting(box, logs_dir: Path,  # noqa: ANN001
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # another logs folder's runctl holds the machine-wide GPU lock longer than the wait: the queue
+    # item waits (and says why), it does not fail
+    import fcntl
+    from functools import partial
+
+    from tui.runs import gpus, launcher, queue_runner
+    from tui.runs.launcher import Launcher
+
+    presets = logs_dir.parent / "presets"
+    store = RunStore(logs_dir)
+    queue = RunQueue(store)
+    item = queue.add("job", presets, [], [], name="w", gpus=1)
+    monkeypatch.setattr(launcher, "machine_lock", partial(gpus.machine_lock, 0.3))
+    fd = os.open(gpus._ensure_dir() / ".lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        got = queue_runner.start_head(queue, lambda _: Launcher(store, PresetRegistry(presets)),
+                                      say=lambda _: None)
+    finally:
+        os.close(fd)
+    q = queue.load()
+    assert got == "waiting" and not q.failed, q
+    assert [w.id for w in q.waiting] == [item.id] and "holds" in (q.waiting[0].waiting_for or "")

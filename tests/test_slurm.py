@@ -64,6 +64,8 @@ def presets(tmp_path: Path) -> Path:
     (d / "sl_refused.toml").write_text(SL_TINY.format(extra='extra = ["--mem=99999999"]'))
     (d / "sl_user.toml").write_text(SL_USER.format(root=ROOT, epochs=4, sleep=0.25, time="10", before=60))
     (d / "sl_limit.toml").write_text(SL_USER.format(root=ROOT, epochs=8, sleep=0.3, time="2", before=100))
+    (d / "sl_sweep.toml").write_text("gpus = 1\n" + SL_USER.format(root=ROOT, epochs=2, sleep=0.1, time="10",
+                                                                    before=60) + "[sweep]\nobjective = \"val_loss\"\nmax_epochs = [2, 3]\n")
     return d
 
 
@@ -91,6 +93,17 @@ def test_slurm_commands_missing(presets: Path, logs_dir: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == ("runctl: Slurm command 'sbatch' not found on PATH; install the Slurm client "
                                 "(slurm-client) or use backend = \"local\"")
+    assert not logs_dir.exists() or not any(logs_dir.rglob("*.json"))
+
+
+def test_a_sweep_on_slurm_without_sbatch_is_one_line_and_queues_nothing(presets: Path, logs_dir: Path) -> None:
+    # the sweep checks the backend before anything is queued, as a launch does; and this box's
+    # GPUs (none here) are not what a Slurm job waits for
+    r = subprocess.run([sys.executable, "-m", "tui.cli", "--logs", str(logs_dir), "--presets", str(presets),
+                        "sweep", "sl_sweep"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PATH": str(logs_dir / "no-bin"), "RUNCTL_GPUS": ""})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith("runctl: Slurm command 'sbatch' not found on PATH"), r.stderr
     assert not logs_dir.exists() or not any(logs_dir.rglob("*.json"))
 
 
@@ -181,6 +194,30 @@ def test_submit_follow_kill_resume(presets: Path, logs_dir: Path, runctl) -> Non
     assert _metrics_epochs(log.read_text()) == [1, 2, 3, 4]  # every epoch validated once
     text = runctl("--presets", str(presets), "status", m.run).stdout
     assert f"slurm    job {job_id(m2)}" in text and "finished" in text.lower()
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@cluster
+def test_a_sweep_on_slurm_from_a_box_with_no_gpus(presets: Path, logs_dir: Path, runctl) -> None:  # noqa: ANN001
+    env = {"RUNCTL_GPUS": "", "RUNCTL_SWEEP_POLL_S": "0.3"}  # `gpus = 1` is Slurm's to hand out
+    r = runctl("--presets", str(presets), "sweep", "sl_sweep", "--backend", "slurm", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    sweep = json.loads(r.stdout)["sweep"]
+    got: dict = {}
+
+    def done() -> bool:
+        got.update(json.loads(runctl("--presets", str(presets), "sweep", "status", sweep, "--json",
+                                     env=env).stdout))
+        return bool(got["done"])
+
+    assert _wait(done, 240), got
+    assert sorted((p["values"]["max_epochs"], p["state"]) for p in got["points"]) == [
+        ("2", "finished"), ("3", "finished")], got["points"]
+    store = RunStore(logs_dir)
+    for p in got["points"]:
+        m = store.get(p["run"])
+        assert m.backend == "slurm" and job_id(m) and m.sweep["values"] == p["values"]
 
 
 @pytest.mark.slurm

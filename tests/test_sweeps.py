@@ -9,6 +9,8 @@ detached driver, on two GPUs declared with RUNCTL_GPUS.
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -136,14 +138,30 @@ def test_a_grid_over_two_gpus_two_at_a_time_ranked(runctl, presets: Path) -> Non
     # each run carries its point, named after the sweep
     runs = json.loads(runctl("runs", "--json", env=ENV).stdout)
     assert sorted(r["name"] for r in runs) == [f"grid-{i}" for i in range(4)]
+    by_run = {p["run"]: p for p in points}
+    for r in runs:  # from the run's manifest
+        p = by_run[r["run"]]
+        assert r["sweep"] == {"id": sweep, "index": p["index"], "values": p["values"]}, r["sweep"]
     text = runctl("--presets", str(presets), "sweep", "status", sweep, env=ENV).stdout
     assert "rank" in text and "val_loss" in text and "x" in text and "finished" in text
 
 
 def test_random_and_optuna_sweeps(runctl, presets: Path) -> None:
-    rand = _sweep(runctl, presets, "rand", "--parallel", "2")
+    rand = _sweep(runctl, presets, "rand", "--parallel", "1")
     opt = _sweep(runctl, presets, "opt")
-    got = _done(runctl, presets, rand)
+    most = 0
+
+    def rand_done() -> bool:  # two GPUs free, but --parallel 1: one rand run at a time
+        nonlocal most
+        runs = json.loads(runctl("runs", "--json", env=ENV).stdout)
+        live = [x for x in runs if x["name"].startswith("rand-")
+                and x["state"] in ("launching", "initializing", "training", "validating")]
+        most = max(most, len(live))
+        return _status(runctl, presets, rand)["done"]
+
+    assert wait_until(rand_done, 150, 0.3)
+    assert most == 1
+    got = _status(runctl, presets, rand)
     assert len(got["points"]) == 3 and all(p["state"] == "finished" for p in got["points"])
     for p in got["points"]:
         assert 0.0 <= float(p["values"]["x"]) <= 1.0 and p["values"]["y"] in ("0.5", "1")
@@ -159,7 +177,8 @@ def test_early_stop_by_the_presets_own_rule_and_sweep_done_notified(runctl, pres
     ep = Endpoint()
     try:
         notify = tmp_path / "notify.toml"
-        notify.write_text(f'urls = ["json://127.0.0.1:{ep.port}/hook"]\non = ["sweep_done"]\n')
+        notify.write_text(f'urls = ["json://127.0.0.1:{ep.port}/hook", "ntfy://127.0.0.1:{ep.port}/runs"]\n'
+                          'on = ["sweep_done"]\n')
         env = {"RUNCTL_NOTIFY": str(notify)}
         sweep = _sweep(runctl, presets, "stop", env=env)
         got = _done(runctl, presets, sweep)
@@ -170,12 +189,14 @@ def test_early_stop_by_the_presets_own_rule_and_sweep_done_notified(runctl, pres
         # stopped with its checkpoint kept: resumable
         st = json.loads(runctl("--presets", str(presets), "status", bad["run"], "--json", env=ENV).stdout)
         assert st["state"] == "killed" and st["resume"]["from"], st["resume"]
-        title = f"runctl: {sweep} sweep_done"
-        assert wait_until(lambda: any(p["data"].get("title") == title for p in ep.posts), 30, 0.3), ep.posts
-        (note,) = [p for p in ep.posts if p["data"].get("title") == title]  # once
-        body = note["data"]["message"]
-        assert f"runctl sweep status {sweep}" in body and "1 of 2 runs finished" in body
-        assert "x=0.3" in body  # the best point
+        assert wait_until(lambda: ep.forms(sweep, "sweep_done") == ["json", "ntfy"], 30, 0.3), ep.posts
+        time.sleep(1.0)
+        assert ep.forms(sweep, "sweep_done") == ["json", "ntfy"]  # once to each
+        for note in ep.notes(sweep, "sweep_done"):
+            body = note["data"]["message"]
+            assert body.splitlines()[:2] == [f"sweep: {sweep}", f"host: {socket.gethostname()}"], body
+            assert f"runctl sweep status {sweep}" in body and "1 of 2 runs finished" in body
+            assert "x=0.3" in body  # the best point
     finally:
         ep.server.shutdown()
 
@@ -213,6 +234,42 @@ x = { low = 0.0, high = 1.0 }
     states = [t.state.name for t in sorted(study.trials, key=lambda t: t.number)]
     assert states == ["COMPLETE", "COMPLETE", "PRUNED"], states
     assert got["best"] in (points[0]["index"], points[1]["index"])
+
+
+def test_a_stop_that_fails_is_tried_again_at_the_next_poll(presets: Path, logs_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # the driver in this process (no detached one), its first `kill` refused: the bad run is
+    # judged again and stopped at a later poll, not left running while recorded as stopped
+    from tui.presets.registry import PresetRegistry
+    from tui.runs import sweeps
+    from tui.runs.launcher import Launcher
+    from tui.runs.store import RunStore
+
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(sweeps, "ensure_driver", lambda store, sweep_id: None)
+    store = RunStore(logs_dir)
+    launcher = Launcher(store, PresetRegistry(presets))
+    sweep = sweeps.start_sweep(store, launcher, "stop", presets, say=lambda _: None)
+    said: list[str] = []
+    driver = sweeps.Driver(store, sweep.id, say=said.append)
+    real = driver._launcher
+    refused = []
+
+    class Refusing:
+        def kill(self, run: str, **kw: object) -> str:
+            if not refused:
+                refused.append(run)
+                raise sweeps.RunctlError(f"another runctl holds the lock of {run}")
+            return real().kill(run, **kw)
+
+    monkeypatch.setattr(driver, "_launcher", Refusing)
+    assert wait_until(driver.step, 120, 0.3), said
+    by_x = {p.values["x"]: p for p in sweeps.load(store, sweep.id).points}
+    assert refused == [by_x["3"].run] and any("could not stop it" in s for s in said), said
+    assert by_x["3"].outcome == "stopped"
+    assert store.state(store.get(by_x["3"].run or "")).state == "killed"  # stopped for real
+    assert by_x["0.3"].outcome == "finished"
 
 
 def test_mistakes_are_one_line_and_queue_nothing(runctl, presets: Path, tmp_path: Path) -> None:

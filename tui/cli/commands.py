@@ -114,7 +114,7 @@ def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
         "sharpe": sharpe if sharpe is None or sharpe == sharpe else None,
         "val_loss": val_loss,
         "started_at": m.created_at, "error": st.error, "parent": m.parent,
-        "stalled_since": st.stalled_since,  # issue 20
+        "stalled_since": st.stalled_since, "sweep": m.sweep,  # issue 20
         "children": list(m.children), "autopilot": bool(m.autopilot),
         "backend": m.backend, "job_id": job.job_id if job is not None else None, "gpus": list(m.gpus),
         "slurm_state": job.state if job is not None else None,

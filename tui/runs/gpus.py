@@ -27,7 +27,7 @@ from typing import Any
 
 from tui.errors import RunctlError, write_error
 from tui.runs import procs
-from tui.runs.lock import flock_within
+from tui.runs.lock import LockTimeout, flock_within
 
 ENV = "RUNCTL_GPUS"
 DIR_ENV = "RUNCTL_GPU_DIR"
@@ -145,7 +145,7 @@ def machine_lock(timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o666)
         if not flock_within(fd, timeout):
-            raise RunctlError(f"another runctl holds {path}; gave up after {timeout:g}s, try again")
+            raise LockTimeout(f"another runctl holds {path}; gave up after {timeout:g}s, try again")
         try:
             yield
         finally:

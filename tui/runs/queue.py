@@ -86,9 +86,11 @@ class QueueState:
 
 
 def gpus_needed(launcher: Any, preset: str, sets: Sequence[str] = (), envs: Sequence[str] = (),
-                name: str | None = None) -> int:
+                name: str | None = None, backend: str | None = None) -> int:
     """Validate a would-be launch exactly like `Launcher.launch` does before starting anything;
-    the GPUs it will wait for. Raises the launch's errors (nothing is queued)."""
+    the GPUs of this machine it will wait for (0 on a backend whose runs do not take this machine's
+    slots: Slurm's scheduler hands out its own). Raises the launch's errors (nothing is queued)."""
+    from tui.runs.backend import backend_named
     from tui.runs.gpus import box_gpus, default_count
     from tui.runs.store import NAME_RE
 
@@ -96,6 +98,11 @@ def gpus_needed(launcher: Any, preset: str, sets: Sequence[str] = (), envs: Sequ
     name = name or preset
     if not NAME_RE.match(name):
         raise RunctlError(f"--name {name!r}: use letters, digits, '_', '-', '.'")
+    backend = backend or resolved.backend
+    impl = backend_named(backend)
+    impl.check(resolved.backend_settings.get(backend, {}))  # Slurm: its commands, the partition
+    if not impl.holds_box_gpus:
+        return 0
     box = box_gpus()
     need: int = resolved.gpus if resolved.gpus is not None else default_count(box)
     if need > len(box):

@@ -4,7 +4,8 @@ One runner per logs folder (tui.runs.queue.RunQueue.ensure_runner starts it; its
 `training/queue_runner.json`). Each poll, under the controller lock, the head item is launched
 like `runctl launch` would (re-validated: a preset that became invalid fails the item, with the
 reason, and the next one is tried) when the GPUs it needs are free; items start strictly in order,
-so a big item at the head is never overtaken. An item never fails for what passes: GPUs that are
+so a big item at the head is never overtaken (only a sweep's point that waits for its own sweep's
+`parallel` steps aside: the items behind it are not the sweep's to hold). An item never fails for what passes: GPUs that are
 taken, its run name held by a live run, a full disk; it waits, and says what for (`waiting_for`).
 The runner ends when the queue is empty, dropping its record under the lock, so a concurrent
 `queue add` always finds a runner or starts one.
@@ -38,10 +39,14 @@ def start_head(queue: RunQueue, launcher_for: Callable[[QueueItem], Launcher],
         q = queue.load()
         if not q.waiting:
             return "empty"
-        head = q.waiting[0]
-        busy = sweep_busy(queue.store, head)
-        if busy is not None:
-            queue.waiting_for(head, busy)
+        head = None
+        for item in q.waiting:  # a point held back by its own sweep's `parallel` lets the rest go
+            busy = sweep_busy(queue.store, item)
+            if busy is None:
+                head = item
+                break
+            queue.waiting_for(item, busy)
+        if head is None:
             return "waiting"
         try:
             launcher = launcher_for(head)

@@ -303,7 +303,7 @@ def start_sweep(store: RunStore, launcher: Any, preset_name: str, presets_dir: P
     for p in sweep.points:  # each point exactly as its launch will check it, before anything is queued
         try:
             resolve(preset, p.sets, p.envs)
-            needs.append(gpus_needed(launcher, preset_name, p.sets, p.envs, f"{name}-{p.index}"))
+            needs.append(gpus_needed(launcher, preset_name, p.sets, p.envs, f"{name}-{p.index}", backend))
         except PresetError as e:
             raise SweepError(f"sweep point #{p.index} ({', '.join(p.sets + p.envs)}): {e}") from None
     queue = RunQueue(store)
@@ -486,11 +486,23 @@ class Driver:
             save(self.store, sweep)
         for p, why in stops:  # outside the lock: kill takes it, and waits for the checkpoint
             self.say(f"point #{p.index} {p.run}: {why}; stopping it")
-            with contextlib.suppress(RunctlError):
+            try:
                 self._launcher().kill(p.run or "", grace=KILL_GRACE_S, say=self.say, by=f"sweep {sweep.id}")
+            except RunctlError as e:  # not stopped: the next poll judges it again (and retries)
+                self.say(f"point #{p.index} {p.run}: could not stop it: {e}")
+                self._forget_stop(p.index)
         if done:
             self._notify(sweep)
         return done
+
+    def _forget_stop(self, index: int) -> None:
+        """A stop that failed: drop its note, so the run is not recorded as stopped."""
+        with controller_lock(self.store.logs_dir, f"sweep {self.sweep_id}"):
+            sweep = load(self.store, self.sweep_id)
+            for p in sweep.points:
+                if p.index == index and p.outcome is None:
+                    p.note = None
+            save(self.store, sweep)
 
     def _stop_reason(self, sweep: Sweep, p: Point, m: Any, st: Any) -> str | None:
         """Why a live run of the sweep should stop now (its rules said `stop_on`; its trial was
@@ -553,7 +565,8 @@ class Driver:
             if open_ >= (sweep.parallel or 1):
                 return
             p = ask(sweep, spec, len(sweep.points))
-            need = gpus_needed(self._launcher(), sweep.preset, p.sets, p.envs, f"{sweep.name}-{p.index}")
+            need = gpus_needed(self._launcher(), sweep.preset, p.sets, p.envs, f"{sweep.name}-{p.index}",
+                               sweep.backend)
             _queue_point(queue, sweep, p, need)
             sweep.points.append(p)
             queue.ensure_runner()
