@@ -453,6 +453,34 @@ def test_key_actions_live_in_app_actions() -> None:
 
 
 @sync
+async def test_a_live_run_whose_manifest_turns_damaged_is_still_killed_by_k_and_K(tmp_path: Path) -> None:
+    """Issue 18.3: `kill` works on a damaged run, in the TUI too (its process found from its log's
+    pid line and pid file, verified); a damaged run that no longer runs is not offered."""
+    other = ("app_smoke_running.log", "smoke_20261124_050505", "smoke", 4343)
+    app, store, launcher = make_app(tmp_path, runs=(SMOKE, other), alive=(SMOKE[1],), run=SMOKE[1])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: snapshot_ready(app))
+        store.manifest_path(SMOKE[1]).write_text("garbage")
+        store.manifest_path(other[1]).write_text("{")
+        await wait_for(pilot, lambda: app.view.state.state == "damaged", timeout=10)
+        await pilot.press("k")
+        assert isinstance(app.screen, KillScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: launcher.calls)
+        assert launcher.calls[0][:2] == ("kill", SMOKE[1])
+        launcher.calls.clear()
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        await pilot.press("a", "K")  # both damaged, one alive: that one only
+        assert isinstance(app.screen, KillScreen)
+        text = str(app.screen.query_one("Static").render())
+        assert SMOKE[1] in text and other[1] not in text, text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: launcher.calls)
+        assert [c[1] for c in launcher.calls] == [SMOKE[1]]
+
+
+@sync
 async def test_the_header_and_a_toast_say_when_the_log_goes(tmp_path: Path) -> None:
     """The followed run's log deleted under the app: one ⚠ line in the header and a toast, and the
     epochs already read stay on screen (issue 18)."""

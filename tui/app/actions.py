@@ -32,6 +32,7 @@ from tui.presets.registry import derive, resolve
 from tui.runs.gpus import box_gpus, held
 from tui.runs.hosts import LOCAL, split_target
 from tui.runs.queue import RunQueue, gpus_needed
+from tui.runs.store import DAMAGED
 from tui.state.records import EpochRecord
 from tui.state.run import RunState
 
@@ -223,10 +224,24 @@ class RunActions(App[int]):
         text = f"launched {host}:{m.run} (pid {m.pid} on {host})"
         self.call_from_thread(self._launched, m, text, hr)
 
+    def killable(self, v: RunView) -> bool:
+        """The run may be killed: a live state, or a damaged manifest whose run's process (found
+        from its log's pid line and pid file, verified) still runs on this machine."""
+        if v.run is None:
+            return False
+        if v.state.state in ACTIVE:
+            return True
+        if v.state.state != DAMAGED or v.far_host is not None or v.manifest is None:
+            return False
+        try:
+            return bool(self.store.is_running(v.manifest))
+        except RunctlError:
+            return False
+
     def action_kill(self) -> None:
         """Confirm, then SIGTERM (checkpoint) and SIGKILL after the grace period."""
         v = self.view
-        if v is None or v.run is None or v.state.state not in ACTIVE:
+        if v is None or not self.killable(v):
             self.notify("No running run to kill", severity="warning")
             return
         pid = field_of(v.manifest, "pid") or v.state.pid

@@ -458,7 +458,8 @@ class RunsScreen(Screen[str | None]):
     def action_kill_marked(self) -> None:
         """Kill the marked runs that are still running (after a confirmation)."""
         views = [self.views[n] for n in self.marked if n in self.views]
-        running = [v for v in views if v.loaded and v.active]
+        killable = getattr(self.app, "killable", lambda v: v.active)
+        running = [v for v in views if v.loaded and killable(v)]
         if not running:
             self.notify("No marked run is running", severity="warning")
             return
