@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 RUNCTL = str(Path(sys.executable).parent / "runctl")
 ENABLED = os.environ.get("RUNCTL_SSH_TESTS") == "1"  # set by `make test-ssh`
+if ENABLED and SSHD is None:  # `make test-ssh` must not pass by skipping everything
+    raise RuntimeError("RUNCTL_SSH_TESTS=1 but no sshd on PATH or at /usr/sbin/sshd "
+                       "(tests/cluster/sshd.sh install puts Debian's openssh-server there)")
 
 STEP = """description = "the stepped stand-in trainer, on {host}"
 max_epochs = {epochs}
