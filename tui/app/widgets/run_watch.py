@@ -39,6 +39,24 @@ from tui.state.run import RunState
 MAX_CHUNK = 5000  # the log pane keeps no more than this many lines
 MAX_STEPS = 4000  # progress points kept for the per-step chart (halved, every other one, when full)
 MAX_STEP_LINES = 200  # progress lines parsed per poll at most (a flood is sampled)
+STEP_LOSS_NAMES = ("loss", "train_loss", "train/loss")  # a script's printed per-step train loss
+
+
+def _printed_step_loss(line: str) -> tuple[float, float] | None:
+    """(step, train loss) of a script's printed line that has both (the stdout source's reading:
+    `iter 10: loss 3.9012, time 12.3ms`), else None."""
+    from tui.log.sources import stdout
+
+    ev = stdout.parse(line)
+    step = getattr(ev, "step", None)
+    if step is None:
+        return None
+    values = dict(getattr(ev, "values", ()))
+    for name in STEP_LOSS_NAMES:
+        v = values.get(name)
+        if v is not None and v == v:
+            return float(step), float(v)
+    return None
 PROC_EVERY_S = 1.0
 MANIFEST_EVERY_S = 1.0
 
@@ -79,6 +97,7 @@ class RunWatch:
         self._manifest_mtime: float | None = None
         self._alive: bool | None = None
         self.steps: list[tuple[float, float]] = []
+        self._progress_steps = False  # progress lines seen: they alone feed the per-step chart
         self.view: RunView | None = None
         self.notice: str | None = None  # what went wrong around the run, one line (RunNotice)
         self._had_run_dir = False
@@ -90,23 +109,36 @@ class RunWatch:
         """(global step, loss) of the progress lines read, for the per-step chart.
 
         The state's fold keeps only the latest progress line, so they are read from the raw
-        lines (both formats, through `parse_line`); a flood is sampled to `MAX_STEP_LINES`.
+        lines (both formats, through `parse_line`); a flood is sampled to `MAX_STEP_LINES`. A
+        script's run (`kind = "command"`) without progress lines: its printed per-step train loss
+        (nanoGPT's `iter 10: loss 3.90, ...`, `step 250: train loss 2.41`: the stdout source's
+        reading, a line with a step and a `loss`/`train_loss`/`train/loss` value).
         """
         steps = self.steps
         if reset:
             steps.clear()
-        cand = [ln for ln in lines if "[progress] " in ln or ("Epoch " in ln and "it" in ln)]
+            self._progress_steps = False
+        script = field_of(self.manifest, "kind") == "command"
+        cand = [ln for ln in lines if "[progress] " in ln or ("Epoch " in ln and "it" in ln)
+                or script and not self._progress_steps and "loss" in ln]
         if len(cand) > MAX_STEP_LINES:
             every = len(cand) // MAX_STEP_LINES + 1
             cand = cand[::-every][::-1]
         for ln in cand:
             ev = parse_line(ln)
-            if not isinstance(ev, ProgressEvent) or ev.loss is None or ev.step is None:
+            if isinstance(ev, ProgressEvent) and ev.loss is not None and ev.step is not None:
+                x = float(ev.step if not (ev.epoch and ev.steps) else (ev.epoch - 1) * ev.steps + ev.step)
+                y = float(ev.loss)
+                if not self._progress_steps:  # progress lines are the chart's, whatever else says
+                    self._progress_steps = True
+                    steps.clear()
+            elif script and not self._progress_steps and (got := _printed_step_loss(ln)) is not None:
+                x, y = got
+            else:
                 continue
-            x = float(ev.step if not (ev.epoch and ev.steps) else (ev.epoch - 1) * ev.steps + ev.step)
             while steps and steps[-1][0] >= x:  # a resumed attempt goes back: the curve restarts there
                 steps.pop()
-            steps.append((x, float(ev.loss)))
+            steps.append((x, y))
         if len(steps) > MAX_STEPS:
             self.steps = steps[::2]
 
