@@ -75,7 +75,7 @@ FAST = ("import sys\nfrom tui.cli.main import main\nrc = main(sys.argv[1:])\n"
     ["status", "--log", str(DATA / "app_smoke_running.log"), "--preset", "smoke"],
     ["status", "--log", str(DATA / "app_smoke_running.log"), "--json"],
     ["runs"], ["runs", "--json"], ["status", "--json"], ["presets", "list"],
-    ["presets", "show", "smoke_v2"],
+    ["presets", "show", "smoke_v2"], ["compare", "tiny_20261124_010101", "tiny_20261124_010101", "--json"],
 ])
 def test_fast_paths_do_not_import_torch_or_textual(logs_dir, presets_dir, args) -> None:
     put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -347,3 +348,102 @@ def test_a_runs_metric_files_listed_and_read_for_a_mirror(tmp_path: Path, runctl
     for bad in ("ckpt.pt", "../../etc/passwd", "/etc/passwd"):
         r = runctl("log", run, "--file", bad)
         assert r.returncode == 2 and "is not a metric file" in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------------------ a host's rows are data
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+HOSTILE_ROWS = [
+    {"run": "evil_20260101_000000", "state": "\x1b[2J\x1b]0;pwned\x07training\r\n", "name": "n\x1b[31m",
+     "error": "boom\x1b[0m\x07", "epoch": "3", "max_epochs": None, "sharpe": "0.5", "started_at": 1e300,
+     "pid": "\x1b[5m", "job_id": "\x1b[H42", "gpus": ["0", 1, True], "children": ["../x", "evil_1"],
+     "damaged": "yes", "log": "/far/\x1b[2Jx.log", "backend": "\x9bslurm",
+     "sweep": {"id": "\x1b[1ms", "index": "x", "values": {"lr\x1b[2J": "\x1b[2J0.1", "n": [float("nan")]}},
+     "extra": "\x1b[2J"},
+    {"run": "bare_20260101_000001"},  # another runctl version: every other key left out
+    {"run": "odd_20260101_000002", "state": None, "sharpe": float("nan"), "val_loss": True,
+     "started_at": float("inf"), "epoch": 2.5, "max_epochs": 10 ** 400, "stalled_since": -5,
+     "damaged": {"file": "\x1b[2J/f.json", "reason": ["x"]}, "sweep": {"id": 3}, "autopilot": "yes"},
+    {"run": "typed_20260101_000003", "state": 3, "slurm_state": ["a"], "log": {"a": 1}, "sharpe": 10 ** 400,
+     "started_at": 1.7e9, "children": "evil_1", "gpus": {"0": 1}, "sweep": [1]},
+    {"run": "../../etc/passwd", "state": "x"}, {"run": 3}, "not a row", None,
+]
+
+
+def _no_control(text: str) -> None:
+    assert not _CONTROL_CHARS.search(text.replace("\n", "")), repr(text)
+
+
+def test_a_hosts_rows_are_checked_and_cleaned(tmp_path: Path, logs_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A host's `runs --json` rows (a hostile or other-version runctl there): only the keys of a
+    row, each of its type, text cleaned; `runctl runs` (text, --json) and the TUI's rows never
+    carry an escape sequence and never crash on a missing key or a wrong type."""
+    from tests.test_cli import put_run
+    from tui.app.actions import host_view
+    from tui.cli.main import main
+    from tui.runs.remote import ROW_KEYS, Remote
+
+    (tmp_path / "hosts.toml").write_text('[hosts.evil]\nssh = "evil.invalid"\n')
+    asked: list[list[str]] = []
+
+    def call_json(host: Host, args: list[str], timeout: float | None = None, stdin: bytes | None = None) -> object:
+        asked.append(args)
+        assert host.name == "evil" and args[:2] == ["runs", "--json"]
+        return HOSTILE_ROWS
+
+    monkeypatch.setattr(ssh, "call_json", call_json)
+    put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")  # this machine's run
+    base = ["--logs", str(logs_dir), "--presets", str(ROOT / "presets")]
+
+    assert main([*base, "runs"]) == 0
+    out = capsys.readouterr().out
+    _no_control(out)
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("host ") and len(lines) == 1 + 1 + 4, out  # header, local, 4 host rows
+    by_run = {ln.split()[1]: ln for ln in lines[1:]}
+    assert set(by_run) == {"tiny_20261124_010101", "evil_20260101_000000", "bare_20260101_000001",
+                           "odd_20260101_000002", "typed_20260101_000003"}
+    assert by_run["evil_20260101_000000"].split()[2] == "training" and "pwned" not in out
+    assert by_run["bare_20260101_000001"].split()[2] == "?"  # no state given: `?`, not a crash
+
+    assert main([*base, "runs", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "\\u001b" not in out and "\\u009b" not in out and "NaN" not in out and "Infinity" not in out
+    rows = {r["run"]: r for r in json.loads(out)}
+    far = [r for r in rows.values() if r["host"] == "evil"]
+    assert len(far) == 4 and all(set(r) == set(ROW_KEYS) for r in far)  # known keys only, all there
+    evil, bare = rows["evil_20260101_000000"], rows["bare_20260101_000001"]
+    odd, typed = rows["odd_20260101_000002"], rows["typed_20260101_000003"]
+    assert evil["state"] == "training" and evil["name"] == "n" and evil["error"] == "boom"
+    assert evil["epoch"] is None and evil["sharpe"] is None and evil["started_at"] is None
+    assert evil["pid"] is None and evil["job_id"] == "42" and evil["backend"] == "slurm"
+    assert evil["gpus"] == [1] and evil["children"] == ["evil_1"] and evil["damaged"] is None
+    assert evil["sweep"] == {"id": "s", "index": None, "values": {"lr": "0.1", "n": [None]}}
+    assert bare == {**dict.fromkeys(ROW_KEYS), "run": bare["run"], "state": "?", "host": "evil"}
+    assert odd["state"] == "?" and odd["sharpe"] is None and odd["val_loss"] is None
+    assert odd["started_at"] is None and odd["epoch"] is None and odd["stalled_since"] is None
+    assert odd["max_epochs"] is None and odd["sweep"] is None and odd["autopilot"] is None
+    assert odd["damaged"] == {"file": "/f.json", "reason": None}
+    assert typed["state"] == "?" and typed["slurm_state"] is None and typed["log"] is None
+    assert typed["sharpe"] is None and typed["started_at"] == 1.7e9
+    assert typed["children"] is None and typed["gpus"] is None and typed["sweep"] is None
+
+    # the TUI's runs screen lists a host through the same listing: its rows cleaned the same way
+    answer, = Remote(logs_dir).listing()
+    assert answer.host == "evil" and answer.error is None and len(answer.rows) == 4
+    for row in answer.rows:
+        v = host_view(answer.host, row)
+        _no_control(v.state.state + str(v.state.error) + json.dumps(row))
+    assert host_view("evil", answer.rows[0]).state.state == "training"
+
+
+def test_a_hosts_row_has_the_keys_of_this_machines_rows(logs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The keys a host's row is checked against are those `runs --json` gives (one list each side)."""
+    from tests.test_cli import put_run
+    from tui.cli.main import main
+    from tui.runs.remote import ROW_KEYS
+
+    put_run(logs_dir, "app_tiny_finished.log", "tiny_20261124_010101")
+    assert main(["--logs", str(logs_dir), "--presets", str(ROOT / "presets"), "runs", "--json"]) == 0
+    row, = json.loads(capsys.readouterr().out)
+    assert set(row) == set(ROW_KEYS)

@@ -26,7 +26,7 @@ from tui.app.screens.runs import RunsScreen
 from tui.app.view import ACTIVE, RunView, field_of
 from tui.errors import RunctlError
 from tui.judge.report import render_report
-from tui.presets.baselines import BASELINES_FILE, Baselines, load_baselines
+from tui.presets.baselines import Baselines
 from tui.presets.preset import Preset
 from tui.presets.registry import derive, resolve
 from tui.runs.gpus import box_gpus, held
@@ -74,19 +74,7 @@ class RunActions(App[int]):
     def host_run(self, host: str, run: str) -> tuple[Any, HostRun]:
         """A host's run made ready to follow (off the UI thread): its mirror refreshed from the
         host, its preset and baselines copied from there (without them: no verdicts)."""
-        m = self.remote.refresh(host, run)
-        preset: Preset | None = None
-        baselines: Baselines | None = None
-        try:
-            registry = self.remote.presets(host, m.preset)
-            base = registry.get(m.preset)
-            try:
-                preset = resolve(base, m.sets, m.envs)
-            except RunctlError:
-                preset = base
-            baselines = load_baselines(Path(registry.directory) / BASELINES_FILE)
-        except RunctlError:
-            pass
+        m, preset, baselines = self.remote.prepared(host, run)
         return m, HostRun(host, self.remote.store(host), preset, baselines)
 
     @work(thread=True, exit_on_error=False, name="attach")

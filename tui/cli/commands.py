@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.cli import host_commands
+from tui.cli.compare_commands import cmd_compare
 from tui.cli.context import Context
 from tui.cli.follow import follow_run
 from tui.cli.metrics_commands import cmd_metrics
@@ -348,7 +349,7 @@ def cmd_tui(ctx: Context, a: argparse.Namespace) -> int:
 COMMANDS = {"launch": cmd_launch, "resume": cmd_resume, "kill": cmd_kill, "runs": cmd_runs,
             "status": cmd_status, "report": cmd_report, "presets": cmd_presets, "tui": cmd_tui,
             "baseline": cmd_baseline, "queue": cmd_queue, "metrics": cmd_metrics,
-            "notify": cmd_notify, "sweep": cmd_sweep, "log": host_commands.cmd_log}
+            "notify": cmd_notify, "sweep": cmd_sweep, "log": host_commands.cmd_log, "compare": cmd_compare}
 
 
 def dispatch(a: argparse.Namespace) -> int:

@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("-o", "--output", type=Path, default=None, metavar="FILE")
 
+    sp = cmd("compare", "runs side by side: state, the config that differs, the latest metrics")
+    sp.add_argument("runs", nargs="+", metavar="RUN", help="a run id or name, or HOST:RUN (two or more)")
+    sp.add_argument("--json", action="store_true")
+
     sp = cmd("baseline", "add a finished run's latest metrics to presets/baselines.toml")
     sp.add_argument("run")
     sp.add_argument("--as", dest="as_name", default=None, metavar="NAME", help="row name (default: the run id)")

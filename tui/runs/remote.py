@@ -15,12 +15,14 @@ reader (the store's state, `RunTail`, the TUI's panels) follow a remote run unch
 loses nothing. It lives outside `_logs/training`, so it is never listed as a local run.
 
 Everything a host answers is data: JSON parsed and checked (a run id must be a run id before it
-names a file here), text cleaned before it is shown.
+names a file here; a listing's row has the keys of a row, each of its type: `sanitize_row`), text
+cleaned before it is shown.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +73,90 @@ def relay(host: Host, err: str, say: Say) -> None:
         line = line.strip()
         if line.startswith("runctl: "):
             say(f"{host.name}: {line[len('runctl: '):]}")
+
+
+# ------------------------------------------------------------------------- a host's listing
+# A `runs --json` row (tui.cli.commands.run_row) and what each value of a host's must be to be
+# kept: `word` one line of text, `text` text (newlines kept), `int` / `number` / `time` (seconds
+# since the epoch) / `bool`, `ids` a list of run ids, `ints` a list of whole numbers, `damaged`
+# / `sweep` their objects. Text is cleaned (tui.runs.ssh.clean), numbers finite.
+ROW_KEYS: dict[str, str] = {
+    "run": "id", "name": "word", "state": "word", "pid": "int", "log": "word",
+    "damaged": "damaged", "log_event": "word", "preset": "word", "epoch": "int",
+    "max_epochs": "int", "sharpe": "number", "val_loss": "number", "started_at": "time",
+    "error": "text", "parent": "word", "stalled_since": "time", "sweep": "sweep",
+    "children": "ids", "autopilot": "bool", "backend": "word", "job_id": "word", "gpus": "ints",
+    "slurm_state": "word", "host": "word",
+}
+UNKNOWN_STATE = "?"  # a row's state when its host gave none (a listing prints every row's)
+_LAST_TIME = 253402300799.0  # 9999-12-31: a later "time" is not one (no clock formats it)
+_WS = re.compile(r"[\t\n\r]+")
+
+
+def _word(value: Any) -> str | None:
+    return _WS.sub(" ", ssh.clean(value, 1000)).strip() if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+    return value if ok else None
+
+
+def _number(value: Any) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except OverflowError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _value(kind: str, value: Any) -> Any:
+    """A host's value of one kind of ROW_KEYS, or None when it is not one."""
+    if kind == "word":
+        return _word(value)
+    if kind == "text":
+        return ssh.clean(value) if isinstance(value, str) else None
+    if kind == "int":
+        return _int(value)
+    if kind == "number":
+        return _number(value)
+    if kind == "time":
+        t = _number(value)
+        return t if t is not None and 0 <= t <= _LAST_TIME else None
+    if kind == "bool":
+        return value if isinstance(value, bool) else None
+    if kind in ("ids", "ints"):
+        if not isinstance(value, list):
+            return None
+        if kind == "ints":
+            return [x for x in value if _int(x) is not None]
+        return [x for x in value if isinstance(x, str) and NAME_RE.match(x)]
+    if kind == "damaged":
+        if not isinstance(value, dict):
+            return None
+        return {"file": _word(value.get("file")), "reason": _value("text", value.get("reason"))}
+    if kind == "sweep":
+        data = ssh.clean_data(value) if isinstance(value, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            return None
+        return {**data, "id": _word(data["id"]), "index": _int(data.get("index"))}
+    return None
+
+
+def sanitize_row(host: Host, row: Any) -> dict[str, Any] | None:
+    """One row of a host's `runs --json`, as this machine keeps it: the keys of ROW_KEYS only
+    (one the host left out: None), each value of its kind or None, text cleaned, `state` always
+    text (`?`: none given), `host` the host's name. None: not a row (no object, no run id)."""
+    if not isinstance(row, dict) or not isinstance(row.get("run"), str) \
+            or not NAME_RE.match(row["run"]):
+        return None
+    out = {key: _value(kind, row.get(key)) for key, kind in ROW_KEYS.items()}
+    out["run"] = row["run"]
+    out["state"] = out["state"] or UNKNOWN_STATE
+    out["host"] = host.name
+    return out
 
 
 # --------------------------------------------------------------------------- one run's mirror
@@ -211,11 +297,7 @@ class Remote:
             return HostRuns(host.name, error=str(e))
         if not isinstance(data, list):
             return HostRuns(host.name, error=f"{host.name}: runctl there answered no list of runs")
-        rows = []
-        for row in data:
-            if isinstance(row, dict) and isinstance(row.get("run"), str) \
-                    and NAME_RE.match(row["run"]):
-                rows.append({**row, "host": host.name})
+        rows = [r for r in (sanitize_row(host, row) for row in data) if r is not None]
         return HostRuns(host.name, tuple(rows))
 
     def status(self, host: str, run: str, args: Sequence[str] = ()) -> dict[str, Any]:
@@ -234,6 +316,27 @@ class Remote:
         """The run's mirror, as the host tells it now (RemoteError / Unreachable if it cannot)."""
         self.status(host, run)
         return self.store(host).get(run)
+
+    def prepared(self, host: str, run: str) -> tuple[Manifest, Any, Any]:
+        """A host's run made ready to follow or compare: its mirror refreshed from the host, and
+        its preset (its `--set` / `--env` applied) and baselines copied from there (None, None:
+        without them; no verdicts then). RemoteError / Unreachable if the run cannot be read."""
+        from tui.presets.baselines import BASELINES_FILE, load_baselines
+        from tui.presets.registry import resolve
+
+        m = self.refresh(host, run)
+        preset, baselines = None, None
+        try:
+            registry = self.presets(host, m.preset)
+            base = registry.get(m.preset)
+            try:
+                preset = resolve(base, m.sets, m.envs)
+            except RunctlError:
+                preset = base
+            baselines = load_baselines(Path(registry.directory) / BASELINES_FILE)
+        except RunctlError:
+            pass
+        return m, preset, baselines
 
     def find(self, run: str) -> str:
         """The host of a run (id or name) this machine does not have: the one host that has it;

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import select
@@ -83,6 +84,25 @@ def clean(text: str, limit: int = 2000) -> str:
     """A host's text made safe to show: escape sequences and control characters (but tabs and
     newlines) removed, cut to `limit` characters."""
     return _CONTROL.sub("", text)[:limit]
+
+
+def clean_data(value: Any, depth: int = 4) -> Any:
+    """A host's JSON value made safe to keep and show: strings cleaned (`clean`), numbers finite
+    (NaN and infinities: None), lists and objects cleaned item by item (keys: strings only) down
+    to `depth` levels (deeper: None); anything else None."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return clean(value)
+    if depth <= 0:
+        return None
+    if isinstance(value, list):
+        return [clean_data(x, depth - 1) for x in value]
+    if isinstance(value, dict):
+        return {clean(k, 200): clean_data(x, depth - 1) for k, x in value.items() if isinstance(k, str)}
+    return None
 
 
 def query_timeout() -> float:

@@ -1,5 +1,6 @@
 """Any number of runs side by side: their curves overlaid (one stable colour and letter per run),
-the config keys whose values differ (only those), and the latest metrics of each."""
+the config keys whose values differ (only those), and the latest metrics of each (those two
+tables are tui.judge.compare's, as `runctl compare` prints them)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.app.view import RunView, align, field_of, fit, num, short_label
+from tui.app.view import RunView, align, fit, num, short_label
 from tui.app.widgets.charts import PALETTE, Chart, ChartSpec, epoch_series
-from tui.judge.conditions import summary_metrics
-from tui.presets.preset import value_text
+from tui.judge.compare import config_diff, metric_rows
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Plotext colour names -> Rich colours for the legend and the table headers.
@@ -30,47 +30,6 @@ def letter(i: int) -> str:
 def colour(i: int) -> str:
     """The plotext colour of the i-th run compared (the same in every chart and the legend)."""
     return PALETTE[i % len(PALETTE)]
-
-
-def config_of(v: RunView) -> dict[str, str]:
-    """A flat view of what a run was launched with: preset, epochs, overrides, env, changes."""
-    out: dict[str, str] = {"preset": v.preset.name if v.preset else "—"}
-    if v.max_epochs is not None:
-        out["max_epochs"] = str(v.max_epochs)
-    if v.preset:
-        out.update({k: value_text(x) for k, x in v.preset.overrides.items()})
-        out.update({f"env {k}": x for k, x in v.preset.env.items()})
-    for key in ("sets", "overrides"):
-        items = field_of(v.manifest, key, None) or ()
-        if isinstance(items, dict):
-            out.update({str(k): value_text(x) for k, x in items.items()})
-            continue
-        for item in items:
-            k, _, x = str(item).partition("=")
-            out[k] = x
-    for item in field_of(v.manifest, "envs", None) or ():
-        k, _, x = str(item).partition("=")
-        out[f"env {k}"] = x
-    return out
-
-
-def config_diff(views: list[RunView]) -> list[tuple[str, list[str]]]:
-    """(key, value per run) for every key whose values are not all the same."""
-    configs = [config_of(v) for v in views]
-    keys = list(dict.fromkeys(k for c in configs for k in c))
-    out = []
-    for k in keys:
-        values = [c.get(k, "—") for c in configs]
-        if len(set(values)) > 1:
-            out.append((k, values))
-    return out
-
-
-def metric_rows(views: list[RunView]) -> list[tuple[str, list[float | None]]]:
-    """(metric, value per run) over the latest validated epoch of each."""
-    ms = [summary_metrics(v.state) for v in views]
-    keys = list(dict.fromkeys(k for m in ms for k in m))
-    return [(k, [m.get(k) for m in ms]) for k in keys]
 
 
 def overlay(views: list[RunView], key: str, title: str) -> ChartSpec:
