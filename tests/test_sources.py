@@ -5,11 +5,16 @@ zero-configuration shapes read and what they leave alone."""
 
 from __future__ import annotations
 
+import json
 import random
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies
 
+import tui.log.sources as sources_mod
 from tui.log import events as evt
 from tui.log.lines import LineAssembler
 from tui.log.scan import RegionScanner
@@ -19,13 +24,19 @@ from tui.log.sources import (
     SOURCES,
     LineSet,
     SourceConfig,
+    file_source,
     line_set,
     rank,
 )
+from tui.log.sources import jsonl as jsonl_source
 from tui.log.sources import patterns as patterns_source
+from tui.log.sources import stdout as stdout_source
 from tui.log.sources.base import FileSource, LineSource
 from tui.log.sources.stdout import parse as stdout_parse
-from tui.state.follow import read_state
+from tui.state.follow import LogFollower, read_state
+from tui.state.run import RunState
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "log-format.md"
 
 CONFIG = SourceConfig(patterns=patterns_source.EXAMPLE_PATTERNS)
 START = "[2026-11-24 04:21:51,473][engine][INFO] - runctl engine 0.1.0 starting: pid=1 run_dir=-"
@@ -85,8 +96,6 @@ def test_all_examples_together_in_any_order_and_chunking(tmp_path: Path) -> None
         fast, plain = _states(tmp_path, text)
         assert fast == plain, trial
         log = tmp_path / "run.log"
-        from tui.state.follow import LogFollower
-
         f = LogFollower(log, chunk=rnd.choice([7, 64, 333, 4096]), sources=CONFIG)
         f.catch_up()
         assert f.state == plain, trial
@@ -164,6 +173,7 @@ _SHAPES = [
     "{{'eval_loss': {x:.4f}, 'epoch': {e}.0}}",
     '{{"step": {i}, "loss": {x:.4f}}}',
     "step={i} loss=nan",
+    "val loss nan, val acc inf",
     "plain words with no numbers",
     "Traceback (most recent call last):",
     '  File "train.py", line {i}, in <module>',
@@ -177,8 +187,6 @@ def test_bare_line_templates_fold_like_every_line(tmp_path: Path, seed: int) -> 
     random mixes of every printed shape (steps going back as after a resume, names with digits,
     bars, dicts, evaluations, values with no position) at random chunkings fold to the plain
     loop's state."""
-    from tui.state.follow import LogFollower
-
     rnd = random.Random(seed)
     lines = []
     i, e = 0, 0
@@ -186,7 +194,7 @@ def test_bare_line_templates_fold_like_every_line(tmp_path: Path, seed: int) -> 
         i = max(0, i + rnd.choice([1, 1, 1, 7, -30]))
         if rnd.random() < 0.02:
             e += 1
-        shape = rnd.choices(_SHAPES, weights=[40, 4, 6, 3, 2, 2, 1, 8, 3, 1, 3, 1, 2, 1, 1, 1])[0]
+        shape = rnd.choices(_SHAPES, weights=[40, 4, 6, 3, 2, 2, 1, 8, 3, 1, 3, 1, 1, 2, 1, 1, 1])[0]
         lines.append(shape.format(i=i, e=e, x=rnd.random() * 3, y=rnd.random() * 100, z=rnd.random(),
                                   p=rnd.randrange(100), f=e + rnd.random()))
     log = tmp_path / "run.log"
@@ -197,3 +205,244 @@ def test_bare_line_templates_fold_like_every_line(tmp_path: Path, seed: int) -> 
     f = LogFollower(log, chunk=rnd.choice([97, 1024, 8192]), sources=cfg)
     f.catch_up()
     assert f.state == plain
+
+
+# ----------------------------------------------------------------------------- the stdout prefilter
+_NO_DIGIT = ["loss: nan", "val loss nan, val acc nan", "loss: inf", "loss=-Infinity",
+             "val_loss=NaN, val_acc=Inf", "val_loss: na\x1b[mn"]  # a colour code splitting a word
+
+
+@pytest.mark.parametrize("line", _NO_DIGIT)
+def test_a_printed_line_with_no_digit_is_read_on_both_paths(tmp_path: Path, line: str) -> None:
+    """A value printed as `nan` / `inf` leaves no digit on the line: the fast path still reads it
+    (in an epoch run an evaluation line like that validates the epoch on both paths)."""
+    assert stdout_parse(line) is not None
+    for fast in (True, False):
+        assert _events(line + "\n", fast, SourceConfig()), fast
+    text = "Epoch 1: train_loss=0.5000\n" + line + "\nno metric here\n"
+    fast_st, plain = _states(tmp_path, text, SourceConfig())
+    assert fast_st == plain
+    assert plain.epochs[0].validated == line.startswith("val")  # type: ignore[attr-defined]
+
+
+_PRINTED = ["loss", "val", "acc", "lr", "Epoch", "step", "iter", ": ", "=", " ", ", ", "; ", " | ",
+            " - ", "nan", "NaN", "inf", "Inf", "Infinity", "infinity", "-", "+", "ms", "%", "x", "_",
+            "/", "[", "]", "%|", "1", "0.5", "e-3", "\x1b[K", "\x1b[A", "\x1b[m", "\t"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(strategies.lists(strategies.sampled_from(_PRINTED), max_size=10))
+def test_the_stdout_prefilter_finds_every_line_it_reads(pieces: list[str]) -> None:
+    line = "".join(pieces)
+    if stdout_parse(line) is not None:
+        assert stdout_source.SOURCE.prefilter is not None
+        assert stdout_source.SOURCE.prefilter.search(line.encode()), line
+
+
+@pytest.mark.parametrize("line", [
+    "Epoch: inf", "step=inf loss=1.0", "epoch=-inf, val_loss=0.5", "iter=Infinity | loss=2",
+    "{'step': inf, 'loss': 1.0}", '{"step": Infinity, "loss": 1.0}', '{"global_step": -Infinity}',
+    "pos 1.5 loss 2.0", "pos inf loss 2.0",
+])
+def test_a_position_that_is_not_a_count_is_no_position(tmp_path: Path, line: str) -> None:
+    """`step=inf`, `{"step": Infinity}`, a pattern's step group matching `1.5`: read without a
+    position (the reader must not fail on them), alike on both paths."""
+    cfg = SourceConfig(patterns=(r"pos (?P<step>\S+) loss (?P<loss>\S+)", r"(?P<epoch>\w+)=-?inf"))
+    for fast in (True, False):
+        for ev in _events(line + "\n", fast, cfg):
+            assert getattr(ev, "step", None) is None and getattr(ev, "epoch", None) is None, (fast, ev)
+    fast_st, plain = _states(tmp_path, "Epoch 1: loss=2.0\n" + line + "\n", cfg)
+    assert fast_st == plain
+
+
+def test_the_printed_examples_are_the_documented_ones() -> None:
+    """docs/log-format.md shows every example line of the printed shapes and the patterns."""
+    doc = DOCS.read_text(encoding="utf-8")
+    for src in (stdout_source.SOURCE, patterns_source.SOURCE):
+        for line in src.examples:
+            assert line in doc, (src.name, line)
+    for pat in patterns_source.EXAMPLE_PATTERNS:
+        assert json.dumps(pat) in doc, pat  # as the TOML / JSON list in the docs writes it
+
+
+# ----------------------------------------------------------------------------- anchored patterns
+_LR, _ITEMS = r"^lr (?P<lr>\value)$", r"\Aitems (?P<items>\d+)\Z"
+
+
+@pytest.mark.parametrize("pats", [(_LR,), (_ITEMS,), (_LR, _ITEMS)], ids=["^$", "AZ", "both"])
+@pytest.mark.parametrize("kw", [{}, {"stdout": False}, {"log_format": "runctl"}],
+                         ids=["auto", "no-stdout", "runctl-log"])
+def test_anchored_patterns_find_their_lines_anywhere_in_a_read(tmp_path: Path, pats: tuple[str, ...],
+                                                                kw: dict) -> None:
+    """`^` / `$` are a line's start and end on the fast path too (a read buffer holds many
+    lines); `\\A` / `\\Z` as well (the line's, as the plain path reads it). Without the printed
+    shapes (`stdout = false`, a runctl log) only the patterns' own prefilter finds the lines."""
+    cfg = SourceConfig(patterns=pats, **kw)
+    lines = ["warmup", "lr 0.1", "items 5", "[2026-11-24 04:21:51,473][engine][INFO] - lr 0.9",
+             "my lr 0.8", "lr 0.7 then", "lr 0.2", "nitems 6", "items 7", "done"]
+    text = "\n".join(lines) + "\n"
+    names = {n for p in pats for n in ("lr", "items") if f"<{n}>" in p}
+    want = [d for d in ({"lr": 0.1}, {"items": 5.0}, {"lr": 0.2}, {"items": 7.0}) if set(d) <= names]
+    for fast in (True, False):
+        got = [dict(e.values) for e in _events(text, fast, cfg) if isinstance(e, evt.Scalars)]
+        assert got == want, fast
+    fast_st, plain = _states(tmp_path, text, cfg)
+    assert fast_st == plain
+    for chunk in (5, 16, 64):
+        f = LogFollower(tmp_path / "run.log", chunk=chunk, sources=cfg)
+        f.catch_up()
+        assert f.state == plain, chunk
+
+
+# ----------------------------------------------------------------------------- one entry, one source
+def _warmup(line: str) -> evt.Event | None:
+    if line.strip().lower() != "warmup done":
+        return None
+    return evt.Scalars((("warmup_done", 1.0),), source="warmup")
+
+
+_WARMUP = LineSource(  # a new unprefixed source, as a new module would declare it
+    name="warmup",
+    title="`Warmup done` lines (any case)",
+    parse=_warmup,
+    examples=("Warmup done",),
+    prefilter=re.compile(rb"^[ \t]*warmup done[ \t]*$", re.IGNORECASE | re.MULTILINE),
+)
+
+
+@pytest.fixture
+def fresh_line_sets() -> Iterator[None]:
+    line_set.cache_clear()
+    yield
+    line_set.cache_clear()
+
+
+def test_a_new_line_source_is_one_entry_in_the_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    fresh_line_sets: None) -> None:
+    """Adding an unprefixed line source is one entry in SOURCES: a run reads it with no
+    configuration, and the fast path finds its lines with its own prefilter's flags."""
+    declared = (*SOURCES, _WARMUP)
+    monkeypatch.setattr(sources_mod, "SOURCES", declared)
+    monkeypatch.setattr(sources_mod, "LINE_SOURCES", tuple(s for s in declared if isinstance(s, LineSource)))
+    monkeypatch.setattr(sources_mod, "RANK", {s.name: i for i, s in enumerate(declared)})
+    ls = line_set(SourceConfig())
+    assert ls is not None and [s.name for s in ls.bare] == ["hf", "stdout", "warmup"]
+    assert line_set(SourceConfig(stdout=False)) is None  # `stdout = false`: no printed shape at all
+    assert [s.name for s in line_set(CONFIG).bare] == ["hf", "stdout", "warmup"]  # type: ignore[union-attr]
+    text = "step 1: loss 2.0\n  Warmup done\nstep 2: loss 1.0\n"
+    for fast in (True, False):
+        assert any(getattr(e, "source", None) == "warmup" for e in _events(text, fast, SourceConfig())), fast
+    fast_st, plain = _states(tmp_path, text, SourceConfig())
+    assert fast_st == plain
+    assert plain.latest["warmup_done"].value == 1.0  # type: ignore[attr-defined]
+
+
+def test_the_declared_line_sources_are_the_ones_a_run_reads(fresh_line_sets: None) -> None:
+    ls = line_set(SourceConfig())
+    assert ls is not None
+    assert ls.bare == tuple(s for s in LINE_SOURCES if not s.prefixed and not s.anyline)
+    assert ls.anyline == ()
+
+
+# ----------------------------------------------------------------------------- JSON lines
+def test_a_jsonl_file_is_read_by_whole_new_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default glob finds a run's metrics.jsonl; each poll gives the lines appended since the
+    last one; a half-written line waits until it is whole, then gives its event once."""
+    import tui.state.follow as follow
+
+    monkeypatch.setattr(follow, "FILES_EVERY_S", 0.0)
+    run_dir = tmp_path / "run"
+    (run_dir / "logs").mkdir(parents=True)
+    path = run_dir / "logs" / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\nnot json\n')
+    src = file_source("jsonl")
+    assert src is jsonl_source.SOURCE and src.append_only
+    glob = src.default_glob.format(run_dir=run_dir, run="run")
+    reader = src.reader(glob)
+    (run_dir / "run.log").write_text("")
+    follower = LogFollower(run_dir / "run.log", sources=SourceConfig(files=(("jsonl", glob),)))
+
+    def points(events: list[evt.Event]) -> list[tuple[int | None, int | None, dict]]:
+        return [(e.step, e.epoch, dict(e.values)) for e in events if isinstance(e, evt.Scalars)]
+
+    assert points(list(reader.poll())) == [(1, None, {"loss": 2.0})]
+    assert points(follower.poll()) == [(1, None, {"loss": 2.0})]
+    assert list(reader.poll()) == [] and points(follower.poll()) == []
+    with path.open("a") as fh:
+        fh.write('{"step": 2, "loss": 1.5}\n{"step": 3, "epoch": 1, "val_lo')
+    assert points(list(reader.poll())) == [(2, None, {"loss": 1.5})]
+    assert points(follower.poll()) == [(2, None, {"loss": 1.5})]
+    assert follower.state.latest["loss"].value == 1.5 and "val_loss" not in follower.state.latest
+    with path.open("a") as fh:
+        fh.write('ss": 0.75}\n')
+    assert points(list(reader.poll())) == [(3, 1, {"val_loss": 0.75})]
+    assert points(follower.poll()) == [(3, 1, {"val_loss": 0.75})]
+    assert list(reader.poll()) == [] and points(follower.poll()) == []
+    st_ = follower.state
+    assert st_.latest["val_loss"].value == 0.75 and st_.latest["val_loss"].step == 3
+    assert [(r.epoch, r.metrics, r.validated) for r in st_.epochs] == [(1, {"val_loss": 0.75}, True)]
+    follower.close()
+
+
+# ----------------------------------------------------------------------------- the documented order
+def _two_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, file_first: bool) -> RunState:
+    """The state of a run whose printed line says val_loss=0.5 and whose metrics file (`kind`)
+    says 0.7 for the same epoch, the file read before or after the line."""
+    import tui.state.follow as follow
+
+    monkeypatch.setattr(follow, "FILES_EVERY_S", 0.0)
+    log, file = tmp_path / "run.log", tmp_path / f"metrics.{kind}"
+    printed = "Epoch 1: train_loss=0.9000 val_loss=0.5000\n"
+    file.write_text(json.dumps({"epoch": 1, "val_loss": 0.7}) + "\n" if kind == "jsonl"
+                    else "epoch,step,val_loss\n0,10,0.7\n")  # CSVLogger's epochs count from 0
+    log.write_text("" if file_first else printed)
+    f = LogFollower(log, sources=SourceConfig(files=((kind, str(tmp_path / "**" / f"metrics.{kind}")),)))
+    f.catch_up()
+    if file_first:
+        with log.open("a") as fh:
+            fh.write(printed)
+        f.catch_up()
+    f.close()
+    return f.state
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+@pytest.mark.parametrize("file_first", [False, True], ids=["printed-first", "file-first"])
+def test_a_name_two_sources_give_keeps_the_better_ranked_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, file_first: bool) -> None:
+    """docs/log-format.md, *Metric sources*: a name two sources carry at the same point keeps the
+    earlier source's value: the metrics file's (`jsonl` #6, `csv` #4) over the printed line's
+    (`stdout` #9), whichever is read first; a name only one gives is kept as it is."""
+    assert rank(kind) < rank("stdout")
+    st_ = _two_sources(tmp_path, monkeypatch, kind, file_first)
+    assert [r.epoch for r in st_.epochs] == [1]
+    assert st_.epochs[0].metrics == {"val_loss": 0.7, "train_loss": 0.9}
+    if kind == "jsonl":  # a metric's latest value: its best-ranked source's
+        assert st_.latest["val_loss"].value == 0.7
+        assert st_.latest["train_loss"].value == 0.9
+
+
+def test_a_metrics_latest_value_stays_its_best_ranked_sources(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/log-format.md: once a source gave a name, a later source of the list no longer replaces
+    its latest value, even from a later point (that point's own value is on the timeline)."""
+    _two_sources(tmp_path, monkeypatch, "jsonl", file_first=True)  # its files: epoch 1 in both
+    with (tmp_path / "run.log").open("a") as fh:
+        fh.write("Epoch 2: train_loss=0.8000 val_loss=0.4000\n")
+    f = LogFollower(tmp_path / "run.log", sources=SourceConfig(files=(("jsonl", str(tmp_path / "metrics.jsonl")),)))
+    f.catch_up()
+    f.close()
+    st_ = f.state
+    assert [(r.epoch, r.metrics.get("val_loss")) for r in st_.epochs] == [(1, 0.7), (2, 0.4)]
+    assert (st_.latest["val_loss"].value, st_.latest["val_loss"].epoch) == (0.7, 1)
+    assert (st_.latest["train_loss"].value, st_.latest["train_loss"].epoch) == (0.8, 2)
+
+
+@pytest.mark.xfail(strict=True, reason="tui/state/fold.py `_put` fills a built-in field (val_loss, "
+                   "train_loss, sharpe) only while it is None: the first source read keeps it, whatever "
+                   "its rank; criteria on val_loss read that field (tui/judge/conditions.py)")
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_the_built_in_field_follows_the_documented_order_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    st_ = _two_sources(tmp_path, monkeypatch, kind, file_first=False)
+    assert st_.epochs[0].val_loss == 0.7

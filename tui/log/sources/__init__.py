@@ -144,20 +144,33 @@ class LineSet:
         return None
 
 
+_SCOPED_FLAGS = ((re.IGNORECASE, b"i"), (re.MULTILINE, b"m"), (re.DOTALL, b"s"), (re.VERBOSE, b"x"))
+
+
 def _find(sources: Sequence[LineSource]) -> re.Pattern[bytes] | None:
-    pats = [s.prefilter.pattern for s in sources if s.prefilter is not None]
-    if not pats:
-        return None
-    flags = 0
+    """One regex finding every line any of the sources' prefilters finds: each prefilter in a group
+    of its own flags (`(?im:...)`), so that one source's flags neither get lost nor apply to the
+    others'."""
+    pats = []
     for s in sources:
-        if s.prefilter is not None:
-            flags |= s.prefilter.flags & re.MULTILINE
-    return re.compile(b"|".join(b"(?:" + p + b")" for p in pats), flags)
+        if s.prefilter is None:
+            continue
+        flags = b"".join(c for f, c in _SCOPED_FLAGS if s.prefilter.flags & f)
+        end = b"\n)" if s.prefilter.flags & re.VERBOSE else b")"  # a verbose one's last comment ends
+        pats.append(b"(?" + flags + b":" + s.prefilter.pattern + end)
+    return re.compile(b"|".join(pats)) if pats else None
 
 
 def ends_bare(ev: Event) -> bool:
     """A line that says the log is the runctl stream or the pipeline's (its `Start`)."""
     return type(ev) is Start
+
+
+def zero_config_sources() -> tuple[LineSource, ...]:
+    """The line sources a run reads with no configuration (`stdout = false` switches them off):
+    every declared one but the prefixed formats (the scanner's own) and the explicit patterns
+    (whose entry is the documented example: a run reads its preset's, `patterns.source`)."""
+    return tuple(s for s in LINE_SOURCES if not s.prefixed and s.name != patterns.SOURCE.name)
 
 
 @functools.lru_cache(maxsize=256)
@@ -172,7 +185,7 @@ def line_set(config: SourceConfig | None) -> LineSet | None:
     if config.patterns:
         srcs.append(patterns.source(config.pattern_spec()))
     if config.stdout:
-        srcs += [hf.SOURCE, stdout.SOURCE]
+        srcs += zero_config_sources()
     if not srcs:
         return None
     return LineSet.of(srcs, bare_on=config.log_format == "auto")

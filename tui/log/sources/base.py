@@ -1,7 +1,7 @@
 """What a metric source is: the two kinds a run's metrics can come from (tui.log.sources lists them).
 
 A **line source** reads the run's log (the script's stdout and stderr, as runctl appends them to the
-run's log) one line at a time: `parse(message)` turns one line's message into an event or None. It
+run's log) one line at a time: `parse(line)` turns one whole line into an event or None. It
 declares how the fast attach path finds its lines (`tui.log.scan`): `prefixed` sources (the runctl
 stream, the original pipeline's format) are found by the compiled prefix scanner from their
 `starts`; the others by their `prefilter`, a bytes regex that must match every line `parse` makes
@@ -36,7 +36,7 @@ class LineSource:
 
     name: str
     title: str  # one line for docs and `runctl metrics test`
-    parse: Callable[[str], Event | None]  # one line's message (its log prefix removed) -> event
+    parse: Callable[[str], Event | None]  # one whole line (an `anyline` one with its log prefix) -> event
     examples: tuple[str, ...]  # documented example lines (docs/log-format.md), each makes an event
     prefixed: bool = False  # read by the compiled prefix scanner (Hydra / wrapper-prefixed lines)
     starts: tuple[bytes, ...] = ()  # prefixed: regex alternatives of the messages it reads

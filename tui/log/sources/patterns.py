@@ -35,6 +35,8 @@ _GROUPED = re.compile(r"\(\\(key|value|step|epoch)\)")
 _BARE = re.compile(r"\\(key|value|step|epoch)(?![A-Za-z])")
 _SPECIAL = ("key", "value", "step", "epoch")
 _UNNAMED = re.compile(rb"\(\?P<\w+>")
+_STRING_ENDS = re.compile(rb"\\[AZ]")  # `\A` / `\Z` (or a literal backslash before A / Z: harmless)
+_EVERY_LINE = re.compile(rb"[^\n]")
 
 
 class PatternError(ValueError):
@@ -66,7 +68,7 @@ def compile_pattern(text: str, name: str | None = None) -> Pattern:
     src = expand_macros(text)
     try:
         regex = re.compile(src, re.ASCII)
-        find = re.compile(src.encode())
+        find = re.compile(src.encode(), re.MULTILINE)  # `^` / `$`: a line's ends in a read buffer
     except (re.error, ValueError) as e:
         raise PatternError(f"{text!r}: not a regular expression ({e})") from None
     groups = set(regex.groupindex)
@@ -97,9 +99,9 @@ def read(patterns: Sequence[Pattern], line: str) -> Event | None:
         for m in p.regex.finditer(line):
             g = m.groupdict()
             if g.get("step") is not None:
-                step = int(g["step"])
+                step = _count(g["step"], step)
             if g.get("epoch") is not None:
-                epoch = int(g["epoch"])
+                epoch = _count(g["epoch"], epoch)
             if p.name is not None:
                 v = g.get("value") if "value" in g else m.group(1)
                 if v is not None:
@@ -113,6 +115,15 @@ def read(patterns: Sequence[Pattern], line: str) -> Event | None:
     if not values and step is None and epoch is None:
         return None
     return Scalars(tuple(values), step=step, epoch=epoch, source="patterns", printed=epoch is not None)
+
+
+def _count(text: str, old: int | None) -> int | None:
+    """A step / epoch group's text as a count (`\\step` matches only digits; a group of the user's
+    may match `1.5` or `inf`: then the position stays as it was)."""
+    try:
+        return int(text)
+    except ValueError:
+        return old
 
 
 def source(spec: Sequence[str] | Mapping[str, str]) -> LineSource:
@@ -129,17 +140,23 @@ def source(spec: Sequence[str] | Mapping[str, str]) -> LineSource:
 
 
 def _finder(compiled: Sequence[Pattern]) -> re.Pattern[bytes]:
-    """One bytes regex finding every line any of the patterns matches (group names dropped, so
-    that two patterns may name the same group; a pattern that needs its names, a backreference
-    `(?P=name)`, makes every line a candidate)."""
+    """One bytes regex finding every line any of the patterns matches in a buffer of many lines
+    (multi-line: `^` and `$` are each line's start and end, as in the line a pattern reads; group
+    names dropped, so that two patterns may name the same group). A pattern that needs its names
+    (a backreference `(?P=name)`), or anchored at the string's ends (`\\A`, `\\Z`: a buffer's,
+    not a line's), makes every line a candidate."""
+    if any(_STRING_ENDS.search(p.find.pattern) for p in compiled):
+        return _EVERY_LINE
     try:
-        return re.compile(b"|".join(b"(?:" + _UNNAMED.sub(b"(?:", p.find.pattern) + b")" for p in compiled))
+        return re.compile(b"|".join(b"(?:" + _UNNAMED.sub(b"(?:", p.find.pattern) + b")" for p in compiled),
+                          re.MULTILINE)
     except re.error:
-        return re.compile(rb"[^\n]")
+        return _EVERY_LINE
 
 
-EXAMPLE_PATTERNS = (r"(\key): (\value)", r"acc@1 (?P<top1>[0-9.]+)", r"global step (\step)")
-EXAMPLES = ("loss: 0.5", "eval acc@1 71.2 acc@5 90.1", "global step 120 loss: 3.2")
+EXAMPLE_PATTERNS = (r"(\key): (\value)", r"acc@1 (?P<top1>[0-9.]+)", r"global step (\step)",
+                    r"^lr (?P<lr>\value)$")
+EXAMPLES = ("loss: 0.5", "eval acc@1 71.2 acc@5 90.1", "global step 120 loss: 3.2", "lr 0.0003")
 _EXAMPLE = source(EXAMPLE_PATTERNS)
 SOURCE = LineSource(  # the documented example; a run's own is `source(its preset's patterns)`
     name="patterns",

@@ -25,6 +25,7 @@ Terminal control sequences are skipped.
 
 from __future__ import annotations
 
+import math
 import re
 
 from tui.log.events import Event, Progress, Scalars
@@ -126,7 +127,7 @@ def parse(line: str) -> Event | None:
     step, steps = found.get("step", (None, None))
     for name, v, _ in got:  # `epoch=3 step=120 loss=...`: positions written as pairs
         key = _PAIR_POS.get(name.lower())
-        if key is not None and v is not None and v == int(v) and v >= 0:
+        if key is not None and v is not None and math.isfinite(v) and v == int(v) and v >= 0:
             if key == "epoch" and epoch is None:
                 epoch = int(v)
             elif key == "step" and step is None:
@@ -160,6 +161,10 @@ def tqdm_bar(text: str) -> Progress | None:
                     hms_seconds(m.group("eta")), dict(post).get("loss"), "tqdm", postfix=post)
 
 
+# every line `parse` reads has a digit (a position, a tqdm bar, a number) or, with none, a value
+# written as `_NUM`'s nan / inf (`val loss nan`); a terminal control sequence may split a word
+PREFILTER = re.compile(rb"\d|nan|NaN|inf|Inf|\x1b")
+
 EXAMPLES = (
     "step 250: train loss 2.4100, val loss 2.5700",
     "iter 10: loss 3.9012, time 12.34ms, mfu -100.00%",
@@ -168,6 +173,7 @@ EXAMPLES = (
     "epoch 3 | loss 0.2000 | acc 0.9000",
     "loss: 0.23, acc: 0.91",
     "train loss 2.41, val loss 2.57",
+    "val loss nan, val acc inf",
     "Epoch 3/10",
     "Epoch 3:  45%|####5     | 9/20 [00:03<00:04,  2.71it/s, loss=0.323, v_num=0]",
     " 33%|###3      | 16/48 [00:01<00:02, 12.50it/s]",
@@ -178,5 +184,5 @@ SOURCE = LineSource(
     title="printed metrics: `step N: name value, ...`, `name=value`, `name: value`, tqdm bars",
     parse=parse,
     examples=EXAMPLES,
-    prefilter=re.compile(rb"\d"),
+    prefilter=PREFILTER,
 )

@@ -101,7 +101,7 @@ def dict_scalars(d: dict[str, Any], source: str) -> Scalars | None:
         ok, x = value_of(v)
         if not ok:
             continue
-        if k in STEP_KEYS and x is not None and x == int(x) and step is None:
+        if k in STEP_KEYS and x is not None and math.isfinite(x) and x == int(x) and step is None:
             step = int(x)
         elif k == "epoch" and x is not None and math.isfinite(x) and x >= 0:
             if isinstance(v, int):  # as printed: 0- or 1-based
