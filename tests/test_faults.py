@@ -3,8 +3,10 @@
 A stand-in trainer (tests/scripts/stepped_train.py: one epoch per go-file, the engine's lines, zip
 checkpoints, no torch) runs as a preset's command under the real supervise shim, so each fault is
 timed exactly: the log rotated, deleted or truncated mid-run, a garbage manifest, a full disk, a
-damaged checkpoint, a resume, the queue and the GPU slots. The real engine's own part (its exit
-record, `reason=disk_full` mid-checkpoint on a tiny tmpfs, picking an intact checkpoint) is in
+damaged checkpoint, a resume (and one that crashes the same way), the queue (an item waiting for
+its name, one whose preset broke), the GPU slots, the exit record on a full disk, a scheduler that
+does not answer (the CLI and the TUI). The real engine's own part (its exit record,
+`reason=disk_full` mid-checkpoint on a tiny tmpfs, picking an intact checkpoint) is in
 test_faults_engine.py.
 """
 
@@ -241,6 +243,70 @@ def test_resume_skips_a_damaged_checkpoint_and_never_glues_a_line(logs_dir: Path
     la.kill(m.run, grace=10)
 
 
+CRASHY = """import logging, os, pathlib, sys, zipfile
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="[%(asctime)s][engine][INFO] - %(message)s")
+run_dir = pathlib.Path(sys.argv[1])
+ckpts = run_dir / "checkpoints"
+ckpts.mkdir(parents=True, exist_ok=True)
+if "--resume" in sys.argv:
+    print("resumed from " + sys.argv[sys.argv.index("--resume") + 1], flush=True)
+else:
+    logging.info("[main] Epoch 1/3")
+    logging.info("[epoch-end] epoch=1/3 train_loss=1.0 val_loss=1.1 sharpe=0.1 sharpe_ann=0.0 time=0.1s")
+    with zipfile.ZipFile(ckpts / "epoch=001.ckpt", "w") as z:
+        z.writestr("archive/data.pkl", b"epoch 1")
+    (ckpts / "last.ckpt").write_bytes((ckpts / "epoch=001.ckpt").read_bytes())
+    logging.info("Checkpoint saved: %s (epoch=1)", ckpts / "epoch=001.ckpt")
+raise RuntimeError((run_dir / "error").read_text() if (run_dir / "error").exists()
+                   else "CUDA error: an illegal memory access was encountered")
+"""
+
+
+def test_a_resumed_run_that_crashes_the_same_way_is_not_sent_to_resume_again(
+        logs_dir: Path, presets: Path, ctl) -> None:
+    """A run crashes after epoch 1's checkpoint; the recommendation is resume. The resumed run
+    crashes with the same error: `resume.blocked` says so and the recommendation is no longer
+    resume. Resumed again, a different crash is resumable again."""
+    (presets / "crashy.py").write_text(CRASHY)
+    (presets / "crashy.toml").write_text('command = ["{python}", "crashy.py", "{run_dir}"]\n'
+                                         'resume_args = ["--resume", "{ckpt}"]\nmax_epochs = 3\n')
+    store = RunStore(logs_dir)
+
+    def ended() -> dict[str, Any]:
+        assert wait_until(lambda: store.exit_record(store.get(run)) is not None
+                          and not store.is_running(store.get(run)), 30, 0.05)
+        r = ctl("status", run, "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    r = ctl("launch", "crashy", "--json")
+    assert r.returncode == 0, r.stderr
+    run = json.loads(r.stdout)["run"]
+    first = ended()
+    assert first["state"] == "crashed" and "illegal memory access" in (first["error"] or ""), first["error"]
+    assert first["resume"]["blocked"] is None and first["recommendation"]["action"] == "resume"
+    assert f"runctl resume {run}" in ctl("status", run).stdout
+    r = ctl("resume", run)
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: store.get(run).attempt == 2, 10, 0.05)
+    second = ended()
+    assert second["state"] == "crashed" and second["error"] == first["error"]
+    assert second["resume"]["from"] is not None  # a checkpoint is there; resuming would not help
+    assert second["resume"]["blocked"] == f"the resumed run crashed the same way ({first['error']})"
+    assert second["recommendation"]["action"] != "resume", second["recommendation"]
+    assert "crashed the same way" in second["recommendation"]["why"], second["recommendation"]
+    text = ctl("status", run).stdout
+    assert "crashed the same way" in text and f"runctl resume {run}" not in text, text
+
+    (Path(store.get(run).run_dir) / "error").write_text("ValueError-like: another cause")
+    r = ctl("resume", run)  # the user resumes anyway: it crashes differently
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: store.get(run).attempt == 3, 10, 0.05)
+    third = ended()
+    assert third["state"] == "crashed" and "another cause" in (third["error"] or "")
+    assert third["resume"]["blocked"] is None and third["recommendation"]["action"] == "resume"
+
+
 # ------------------------------------------------------------------------------ 2. the queue
 def test_queue_items_of_one_name_wait_their_turn(logs_dir: Path, presets: Path, ctl) -> None:
     """Two concurrent `queue add gpu` while the one GPU is busy: both wait; each starts in its
@@ -280,6 +346,46 @@ def test_queue_items_of_one_name_wait_their_turn(logs_dir: Path, presets: Path, 
     for e in (1, 2, 3):
         go(second, e, wait=False)
     assert gone(second)
+
+
+@pytest.mark.parametrize("how", ["invalid", "removed"])
+def test_a_queue_item_whose_preset_broke_fails_with_the_reason(logs_dir: Path, presets: Path, ctl, how: str) -> None:
+    """An item waits for the busy GPU; meanwhile its preset is broken (invalid TOML) or removed.
+    When the runner tries it, it lands in `failed` with the reason (the file, what is wrong), shown
+    by `runctl queue` and its --json, and the item behind it still starts on the freed GPU."""
+    env = {"RUNCTL_GPUS": "0"}
+    (presets / "doomed.toml").write_text((presets / "gpu.toml").read_text())
+    busy = ctl("launch", "gpu", "--name", "holder", "--json", env=env)
+    assert busy.returncode == 0, busy.stderr
+    holder = RunStore(logs_dir).get(json.loads(busy.stdout)["run"])
+    added = [ctl("queue", "add", *args, "--json", env=env) for args in (["doomed"], ["gpu", "--name", "next"])]
+    assert [a.returncode for a in added] == [0, 0], [a.stderr for a in added]
+    assert [json.loads(a.stdout)["id"] for a in added] == ["q1", "q2"]
+    from tui.runs.queue import RunQueue
+
+    queue = RunQueue(RunStore(logs_dir))
+    assert wait_until(lambda: "GPU" in (queue.load().waiting[0].waiting_for or ""), 10, 0.05), queue.load()
+    if how == "invalid":
+        (presets / "doomed.toml").write_text('command = ["{python}", "stepped_train.py"\n')  # unclosed
+    else:
+        (presets / "doomed.toml").unlink()
+    for e in (1, 2, 3):  # the holder ends: its GPU is free
+        go(holder, e, wait=False)
+    assert wait_until(lambda: [i.id for i in queue.load().started] == ["q2"], 30, 0.1), queue.load()
+    q = queue.load()
+    assert q.waiting == [] and [(i.id, i.preset, i.run) for i in q.failed] == [("q1", "doomed", None)]
+    error = q.failed[0].error or ""
+    assert (f"{presets / 'doomed.toml'}: invalid TOML" if how == "invalid" else "unknown preset 'doomed'") in error
+    listing = json.loads(ctl("queue", "--json", env=env).stdout)
+    assert [(i["id"], i["error"]) for i in listing["failed"]] == [("q1", error)]
+    assert [(i["id"], i["run"]) for i in listing["started"]] == [("q2", q.started[0].run)]
+    text = ctl("queue", env=env).stdout
+    assert f"failed  q1 doomed: {error}" in text, text
+    nxt = RunStore(logs_dir).get(q.started[0].run or "")
+    assert nxt.name == "next" and nxt.gpus == (0,)
+    for e in (1, 2, 3):
+        go(nxt, e, wait=False)
+    assert gone(nxt)
 
 
 # --------------------------------------------------------------------- 3. a damaged manifest
@@ -445,30 +551,91 @@ def test_a_start_whose_manifest_cannot_be_written_is_rolled_back(logs_dir: Path,
     assert not (logs_dir / "runs").exists() or not any((logs_dir / "runs").iterdir())
 
 
+@pytest.fixture
+def small_training(logs_dir: Path):  # noqa: ANN201
+    """`_logs/training` (the logs, the exit records, the lock) on a 4 MB tmpfs (root only: skipped
+    where mount is not permitted); unmounted at the end."""
+    training = logs_dir / "training"
+    training.mkdir(parents=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(training)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); needs root")
+    try:
+        yield training
+    finally:
+        subprocess.run(["umount", "-l", str(training)], capture_output=True)
+
+
+def test_the_exit_record_lands_on_a_full_disk(small_training: Path, logs_dir: Path, presets: Path, ctl) -> None:
+    """The disk holding the log and the exit record fills while the run is live (its checkpoints
+    are elsewhere): the run's last epoch and its `[exit]` line cannot reach the log, yet the
+    supervise shim's record is written over the placeholder's reserved bytes, so the run reads
+    `finished` (docs/cli.md: the exit record)."""
+    m = launcher(logs_dir, presets).launch("stepped")
+    store = RunStore(logs_dir)
+    exit_file = store.exit_path(m.run)
+    assert exit_file.parent == small_training and exit_file.stat().st_size == 4096  # the placeholder
+    go(m, 1)
+    go(m, 2)
+    log = store.log_path(m.run)
+    with log.open("a") as f:  # to a page's end: tmpfs allocates pages, a partial one takes appends
+        f.write("#" * (-(log.stat().st_size + 1) % 4096) + "\n")
+    filler = fill(small_training)
+    go(m, 3)  # epoch 3's lines are lost (the stand-in's checkpoints are not on the full disk)
+    assert gone(m)
+    text = log.read_text()
+    assert "[exit]" not in text and "Epoch 3/3" not in text  # the disk was full when the run ended
+    record = json.loads(exit_file.read_text())
+    assert (record["reason"], record["status"], record["writer"], record["attempt"]) == ("finished", 0, "supervise", 1)
+    assert exit_file.stat().st_size == 4096  # written in place, over the reserved bytes
+    assert sorted(p.name for p in small_training.iterdir() if p.name.endswith(".tmp")) == []  # no temp file left
+    st = RunStore(logs_dir).state(store.get(m.run))
+    assert st.state == "finished" and st.exit_reason == "finished" and st.error is None
+    assert validated(st) == [1, 2]  # what the log holds
+    data = json.loads(ctl("status", m.run, "--json").stdout)  # still on the full disk
+    assert data["state"] == "finished" and data["exit_reason"] == "finished" and data["error"] is None
+    filler.unlink()
+
+
 # ------------------------------------------------------------------ 6. Slurm does not answer
 HANG = "#!/bin/sh\nexec sleep 1000\n"
 
 
-def test_a_scheduler_that_does_not_answer_costs_a_bounded_wait(tmp_path: Path, logs_dir: Path, ctl) -> None:
-    """slurmctld stopped (scontrol / squeue / sacct hang): `status` and `runs` answer from the log
-    within the timeout, the scheduler's state marked unknown."""
+def hanging_slurm(tmp_path: Path) -> Path:
+    """A bin folder whose Slurm commands never answer (slurmctld stopped)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("scontrol", "squeue", "sacct", "sbatch", "scancel"):
         (bin_dir / name).write_text(HANG)
         (bin_dir / name).chmod(0o755)
-    store = RunStore(logs_dir)
+    return bin_dir
+
+
+def slurm_runs(store: RunStore, jobs: tuple[str, ...]) -> list[Manifest]:
+    """Slurm runs of `tiny` whose logs have epoch 1 validated and go on (job ids `jobs`)."""
     store.training_dir.mkdir(parents=True)
     data = Path(__file__).resolve().parent / "data" / "app_tiny_finished.log"
-    for i, job in enumerate(("101", "102")):
+    out = []
+    for i, job in enumerate(jobs):
         run = f"tiny_20261124_03100{i}"
         lines = data.read_text().splitlines(keepends=True)
         store.log_path(run).write_text("".join(lines[:40]))  # epoch 1 validated, still going
-        store.save(Manifest(run=run, name="tiny", preset="tiny", log=str(store.log_path(run)),
-                            run_dir=str(store.run_dir(run)), pid_file=str(store.pid_path("tiny")),
-                            created_at=1.7e9 + i, host="h", backend="slurm",
-                            backend_data={"job_id": job, "job_ids": [job]},
-                            history=({"event": "submit", "at": 1.7e9, "job_id": job},)))
+        m = Manifest(run=run, name="tiny", preset="tiny", log=str(store.log_path(run)),
+                     run_dir=str(store.run_dir(run)), pid_file=str(store.pid_path("tiny")),
+                     created_at=1.7e9 + i, host="h", backend="slurm",
+                     backend_data={"job_id": job, "job_ids": [job]},
+                     history=({"event": "submit", "at": 1.7e9, "job_id": job},))
+        store.save(m)
+        out.append(m)
+    return out
+
+
+def test_a_scheduler_that_does_not_answer_costs_a_bounded_wait(tmp_path: Path, logs_dir: Path, ctl) -> None:
+    """slurmctld stopped (scontrol / squeue / sacct hang): `status` and `runs` answer from the log
+    within the timeout, the scheduler's state marked unknown."""
+    bin_dir = hanging_slurm(tmp_path)
+    slurm_runs(RunStore(logs_dir), ("101", "102"))
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNCTL_SLURM_TIMEOUT": "1"}
     t0 = time.monotonic()
     r = ctl("status", "tiny_20261124_031001", "--json", env=env)
@@ -483,6 +650,42 @@ def test_a_scheduler_that_does_not_answer_costs_a_bounded_wait(tmp_path: Path, l
     assert time.monotonic() - t0 < 15  # one timeout, not one per run
     assert [x["slurm_state"] for x in rows] == ["unknown", "unknown"]
     assert all(x["state"] in ("training", "validating") for x in rows)
+
+
+def test_the_tui_says_when_the_scheduler_does_not_answer(tmp_path: Path, logs_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TUI's follower (RunWatch, with the app's process probe) over a Slurm run whose
+    scheduler hangs: its steps return within the bounded wait, the notice (header line and
+    RunNotice) says Slurm did not answer, and the state is the log's."""
+    from tui.app.messages import RunNotice
+    from tui.app.proc_probe import sample_process
+    from tui.app.widgets.run_watch import RunWatch, default_follower
+    from tui.runs import slurm
+
+    monkeypatch.setenv("PATH", f"{hanging_slurm(tmp_path)}:{os.environ['PATH']}")
+    monkeypatch.setenv("RUNCTL_SLURM_TIMEOUT", "1")
+    monkeypatch.setitem(slurm._down, "until", 0.0)  # this process has not found it down yet
+    monkeypatch.setitem(slurm._down, "why", "")
+    store = RunStore(logs_dir)
+    m = slurm_runs(store, ("101",))[0]
+    log = store.log_path(m.run)
+    posted: list[Any] = []
+    tui = RunWatch(posted.append, log, default_follower(log), run=m.run, manifest=m, store=store,
+                   probe=sample_process)
+    t0 = time.monotonic()
+    steps = []
+    while time.monotonic() - t0 < 15 and not (tui.notice or "").startswith("Slurm: "):
+        tui._next_manifest = tui._next_proc = 0.0  # each step reads all (the app's does, once a second)
+        s0 = time.monotonic()
+        tui.step()
+        steps.append(time.monotonic() - s0)
+    assert (tui.notice or "").startswith("Slurm: ") and "did not answer" in (tui.notice or ""), tui.notice
+    assert max(steps) < 5 and sum(steps) < 10, steps  # one timeout (1 s), then not asked again
+    assert [p.text for p in posted if isinstance(p, RunNotice)][-1] == tui.notice
+    assert tui.view is not None and tui.view.notice == tui.notice
+    st = tui.view.state
+    assert st.state in ("training", "validating") and validated(st) == [1], st.state
+    assert store.job_errors.get(m.run) and "did not answer" in store.job_errors[m.run]
 
 
 # --------------------------------------------------------------- 7. the TUI says what happened
