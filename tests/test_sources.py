@@ -438,9 +438,6 @@ def test_a_metrics_latest_value_stays_its_best_ranked_sources(tmp_path: Path,
     assert (st_.latest["train_loss"].value, st_.latest["train_loss"].epoch) == (0.8, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="tui/state/fold.py `_put` fills a built-in field (val_loss, "
-                   "train_loss, sharpe) only while it is None: the first source read keeps it, whatever "
-                   "its rank; criteria on val_loss read that field (tui/judge/conditions.py)")
 @pytest.mark.parametrize("kind", ["jsonl", "csv"])
 def test_the_built_in_field_follows_the_documented_order_too(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:

@@ -13,7 +13,7 @@ from tui.log import events as evt
 from tui.log.recognise import TRACEBACK
 from tui.log.sources import rank
 from tui.log.sources.values import is_evaluation
-from tui.state.records import EpochRecord, HorizonMetrics, Progress, RunData, Scalar
+from tui.state.records import STEP_TIMES_MAX, EpochRecord, HorizonMetrics, Progress, RunData, Scalar
 
 GRAD_WARNINGS_MAX = 50
 CHECKPOINTS_MAX = 50
@@ -164,7 +164,12 @@ def _lr(st: RunData, ev: evt.LearningRate) -> None:
         rec.lr = ev.lr
 
 
+_OWN_STREAMS = ("engine", "callback", "atft")  # logs that say themselves when training begins
+
+
 def _progress(st: RunData, ev: evt.Progress) -> None:
+    if ev.source == "tqdm" and st.state in ("launching", "initializing") and st.source_format not in _OWN_STREAMS:
+        st.state = "training"  # a script's own training bar (`Epoch 0:  45%|...`, ` 33%|...| 16/48`)
     st.progress = Progress(ev.epoch, ev.step, ev.steps, ev.steps_per_s, ev.eta_s, ev.loss, ev.postfix)
 
 
@@ -333,7 +338,9 @@ _BUILTIN_NAMES = {"val_loss": "val_loss", "val/loss": "val_loss", "train_loss": 
 
 def _put(rec: EpochRecord, values: tuple[tuple[str, float | None], ...], rank: int) -> None:
     """Values into a record, each unless a source of a better (lower) rank gave that name there;
-    the logged names of built-in fields fill them when no dedicated line did."""
+    the logged names of built-in fields fill them when no dedicated line did (a field a logged
+    name filled follows that name's kept value: the documented order decides it too)."""
+    prev = {k: rec.metrics.get(k) for k, _ in values if k in _BUILTIN_NAMES}
     if rank == 0 and rec.ranks is None:
         rec.metrics.update(values)
         kept = values
@@ -351,8 +358,11 @@ def _put(rec: EpochRecord, values: tuple[tuple[str, float | None], ...], rank: i
                     rec.ranks.pop(k, None)
     for name, v in kept:
         fld = _BUILTIN_NAMES.get(name)
-        if fld is not None and getattr(rec, fld) is None:
-            setattr(rec, fld, v)
+        if fld is not None:
+            cur = getattr(rec, fld)
+            was = prev.get(name)
+            if cur is None or was is not None and (cur == was or cur != cur and was != was):
+                setattr(rec, fld, v)
 
 
 def _metrics(st: RunData, ev: evt.Metrics) -> None:
@@ -379,6 +389,32 @@ def _remember(st: RunData, values: tuple[tuple[str, float | None], ...], step: i
         old = latest.get(k)
         if old is None or old.rank >= rank_:
             latest[k] = Scalar(v, step, epoch, rank_, t)
+
+
+def _step_time(st: RunData, step: int, t: float | None, source: str) -> None:
+    """A step run reached `step` at `t` (its line's time, else when it was read): a sample of its
+    pace, counted by one source (the first that gave a step: another may lag behind it). One per
+    distinct time (the latest step then); a step lower than the last one is a new process (a
+    resume) and starts the samples again."""
+    t = t if t is not None else st.read_at
+    if t is None:
+        return
+    if st.pace_source != source:
+        if st.pace_source is not None:
+            return
+        st.pace_source = source
+    times = st.step_times
+    if times:
+        last_t, last_s = times[-1]
+        if step < last_s:
+            times.clear()
+        elif t <= last_t:
+            if step > last_s:
+                times[-1] = (last_t, step)
+            return
+    times.append((t, step))
+    if len(times) > STEP_TIMES_MAX:
+        del times[0]
 
 
 def _to_epochs(st: RunData) -> None:
@@ -423,6 +459,7 @@ def _scalars(st: RunData, ev: evt.Scalars) -> None:
             return  # a step of a run with epochs, and no epoch to put it in: only the latest
         st.axis = "step"
         st.epoch = ev.step  # the latest step (a resumed run counts again from its checkpoint's)
+        _step_time(st, ev.step, ev.t, ev.source)
         if evaluation:
             rec = st.epoch_record(ev.step)
     elif st.epoch is not None and values and st.axis == "epoch":
