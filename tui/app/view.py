@@ -200,10 +200,13 @@ def expected_end(view: RunView, epoch: int) -> float | None:
 
 
 def eta_seconds(view: RunView, now: float) -> float | None:
-    """Seconds until the last epoch ends (None: finished or unknown)."""
+    """Seconds until the last epoch ends (None: finished or unknown); a run counted in steps:
+    until its last step, at its pace (`step_eta_seconds`)."""
     st, n = view.state, view.max_epochs
     if not view.active or n is None:
         return None
+    if st.axis == "step":
+        return step_eta_seconds(view, n)
     per = mean_epoch_seconds(view)
     if per is None:
         return None
@@ -215,6 +218,20 @@ def eta_seconds(view: RunView, now: float) -> float | None:
         end = expected_end(view, n)
         return None if end is None else max(0.0, end - now)
     return per * max(0, n - done)
+
+
+def step_eta_seconds(view: RunView, n: int) -> float | None:
+    """A step run's seconds until step `n`: the steps left at its pace, measured over its latest
+    steps (`RunData.step_rate`: the log's timestamps, else when each step was read, as a live
+    follower sees them), else at its progress bar's rate where that bar counts the run's steps."""
+    st, p = view.state, view.state.progress
+    step = st.epoch if st.epoch is not None else p.step
+    if step is None:
+        return None
+    rate = st.step_rate()
+    if rate is None and p.steps == n and p.steps_per_s:
+        rate = p.steps_per_s
+    return max(0, n - step) / rate if rate else None
 
 
 def elapsed_seconds(view: RunView, now: float) -> float | None:

@@ -88,6 +88,38 @@ def resume_point(m: Any) -> ResumePoint:
     return ResumePoint(None, tuple(damaged), len(cands), restart=engine_restart)
 
 
+_INTACT: dict[tuple[str, int, int], bool] = {}  # (path, mtime_ns, size) found complete (not again)
+_INTACT_MAX = 256
+
+
+def _intact(p: Path) -> bool:
+    """`p` passes `checkpoint_problem`; a pass is remembered while the path's mtime and size
+    stay (a state read each second looks again only at what changed or did not pass)."""
+    try:
+        fs = p.stat()
+    except OSError:
+        return False
+    key = (str(p), fs.st_mtime_ns, fs.st_size)
+    if key in _INTACT:
+        return True
+    if checkpoint_problem(p) is not None:
+        return False
+    if len(_INTACT) >= _INTACT_MAX:
+        _INTACT.clear()
+    _INTACT[key] = True
+    return True
+
+
+def newest_checkpoint(m: Any) -> Path | None:
+    """A command run's newest complete checkpoint as its script writes it (`checkpoint_files`'
+    matches, else the default `checkpoints/` files): a glob and a stat each, a check only of what
+    changed since it last passed. None: none (yet)."""
+    for c in command_candidates(Path(m.run_dir) / "checkpoints", getattr(m, "checkpoint_files", None)):
+        if _intact(c):
+            return c
+    return None
+
+
 def describe(path: Path | None) -> str:
     """A checkpoint for messages: its path (a folder gets a trailing separator)."""
     if path is None:

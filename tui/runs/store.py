@@ -30,7 +30,7 @@ from tui.log.sources import SourceConfig
 from tui.presets.backends import BACKENDS, DEFAULT_BACKEND
 from tui.runs import procs
 from tui.runs.backend import Backend, JobCache, backend_named
-from tui.runs.checkpoints import resume_point
+from tui.runs.checkpoints import newest_checkpoint, resume_point
 from tui.state.run import RunState
 from tui.state.stall import apply_stall
 
@@ -524,10 +524,14 @@ class RunStore:
 
     def judge(self, m: Manifest, st: RunState, alive: bool | None = None, resume: bool = True) -> RunState:
         """Apply liveness, the manifest and the exit record to a state read from the log (mutates
-        and returns it). `resume`: also say what a resume of an ended run would continue from
-        (`resume_from`, `resume_blocked`: a look at its checkpoints)."""
+        and returns it; `started_at` is the manifest's launch time). `resume`: also say what a
+        resume of an ended run would continue from (`resume_from`, `resume_blocked`: a look at its
+        checkpoints), and a command's newest checkpoint file where its log names none
+        (`checkpoint_file`: its checklist's "Checkpoint saved")."""
         st.run = m.run
         st.kind = m.kind
+        if m.damaged is None:
+            st.started_at = m.created_at  # when runctl started it (the log's first time may be its end)
         st.pid = m.pid if m.pid is not None or m.damaged is None else st.pid
         if st.source_format is None and m.log_format != "auto":
             st.source_format = m.log_format  # the preset says what the log is, before it says it
@@ -567,6 +571,10 @@ class RunStore:
             st.state, st.stalled_since, st.stall_after = "stalled", far[0], far[1]  # its host's say
         if resume and not alive and st.state in ("killed", "crashed"):
             self._resume_info(m, st)
+        if resume and m.kind == "command" and not st.checkpoints and m.damaged is None and b.resume_hints \
+                and not st.engine_phases:  # "Checkpoint saved": the script's own files, its log naming none
+            found = st.resume_from or newest_checkpoint(m)
+            st.checkpoint_file = str(found) if found is not None else None
         if m.damaged is not None:
             st.error = f"manifest {self.manifest_path(m.run)} is damaged: {m.damaged}" + (
                 f"; {st.error}" if st.error else "")

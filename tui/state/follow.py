@@ -34,6 +34,7 @@ class LogFollower(LogTail):
         self._files_at = -FILES_EVERY_S
 
     def _run(self, out: list[evt.Event] | None) -> None:
+        self.state.read_at = time.time()  # one time per read: a backlog read at once has no pace
         super()._run(out)
         now = time.monotonic()
         if self._files and (out is None or now - self._files_at >= FILES_EVERY_S):

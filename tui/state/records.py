@@ -41,6 +41,7 @@ COMMAND_PHASES: tuple[tuple[str, str], ...] = (
 )
 
 HORIZONS = (1, 5, 10, 20)
+STEP_TIMES_MAX = 32  # a step run's pace: over its latest this many (time, step) samples
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -163,6 +164,14 @@ class RunData:
     kind: str | None = None  # the manifest's: "engine" (the bundled engine) | "command" | None
     stalled_since: float | None = None  # set by the controller: state `stalled`, silent since then
     stall_after: float | None = None  # set with it: the silence (seconds) that made it stalled
+    checkpoint_file: str | None = None  # set by the controller: a command's newest complete
+    # checkpoint as its script writes it (`checkpoint_files`), for a log that names none
+    step_times: list[tuple[float, int]] = field(default_factory=list, compare=False, repr=False)
+    # (when, step) of a step run's latest steps, when from the log's timestamps, else when read
+    # (`read_at`): its pace (`step_rate`); the last STEP_TIMES_MAX, one per distinct time
+    pace_source: str | None = field(default=None, compare=False, repr=False)  # whose steps they are
+    read_at: float | None = field(default=None, compare=False, repr=False)  # when the follower
+    # read the bytes being folded (tui.state.follow): the time of a line that carries none
 
     @property
     def engine_phases(self) -> bool:
@@ -185,9 +194,21 @@ class RunData:
             "first_output": (self.lines > 0, f"{self.lines} lines" if self.lines else ""),
             "first_step": (stepped, where if stepped else ""),
             "first_eval": (evals > 0, f"{evals} so far" if evals else ""),
-            "checkpoint": (bool(self.checkpoints), self.checkpoints[-1] if self.checkpoints else ""),
+            "checkpoint": (bool(self.checkpoints) or self.checkpoint_file is not None,
+                           self.checkpoints[-1] if self.checkpoints else self.checkpoint_file or ""),
         }
         return [(k, label, *done[k]) for k, label in COMMAND_PHASES]
+
+    def step_rate(self) -> float | None:
+        """A step run's steps a second over its latest steps (`step_times`; None: not two
+        distinct times yet, e.g. a log read once whose lines carry no timestamps)."""
+        times = self.step_times
+        if len(times) < 2:
+            return None
+        (t0, s0), (t1, s1) = times[0], times[-1]
+        if t1 <= t0 or s1 <= s0:
+            return None
+        return (s1 - s0) / (t1 - t0)
 
     @property
     def budget(self) -> int | None:
@@ -224,6 +245,7 @@ class RunData:
         out.grad_warnings, out.low_variance = list(self.grad_warnings), dict(self.low_variance)
         out.checkpoints, out.attempt_starts = list(self.checkpoints), list(self.attempt_starts)
         out.grad_l2, out.latest = dict(self.grad_l2), dict(self.latest)
+        out.step_times = list(self.step_times)
         self.gen = out.gen = next(_GENERATIONS)
         return out
 
