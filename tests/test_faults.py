@@ -123,7 +123,13 @@ def test_log_rotated_deleted_or_truncated_under_a_live_run(logs_dir: Path, prese
     assert validated(st) == [1, 2] and st.state in ("training", "validating") and st.log_event == how
     shot = RunStore(logs_dir).state(RunStore(logs_dir).get(m.run))  # a one-shot `runctl status`
     assert shot.state in ("training", "validating"), shot.state
-    assert validated(shot) == ([2] if how == "truncated" else [1, 2])  # the file holds what it holds
+    # truncated: the file holds epoch 2 only, epoch 1 comes back from what the readers before saw
+    assert validated(shot) == [1, 2] and shot.log_event == how, (validated(shot), shot.log_event)
+    if how == "truncated":  # the checklist's ticks kept too; and so says a `runctl status` process
+        assert [c[2] for c in shot.checklist()] == [c[2] for c in st.checklist()], shot.checklist()
+        data = json.loads(ctl("status", m.run, "--json").stdout)
+        assert [e["epoch"] for e in data["epochs"] if e["validated"]] == [1, 2] and data["log_event"] == how
+        assert "the log was truncated" in ctl("status", m.run).stdout
     tui._next_manifest = 0.0
     tui.step()
     notices = [p.text for p in posted if isinstance(p, RunNotice) and p.text]

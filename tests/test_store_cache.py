@@ -120,4 +120,4 @@ def test_a_live_runs_listing_is_not_cached(tmp_path: Path) -> None:
     assert store.is_running(m)
     assert _row(store, m) == _whole(store, m)
     assert _row(store, m)[0] != "crashed"
-    assert not (store.training_dir / ".cache").exists()
+    assert not (store.training_dir / ".cache" / f"{m.run}.json").exists()

@@ -217,6 +217,7 @@ class RunStore:
         self._exits: dict[str, tuple[Any, dict[str, Any] | None, float]] = {}  # run -> (file key, record, when)
         self._training = str(self.training_dir)
         self._logs: dict[str, _ReadLog] = {}  # run -> its log as read so far (`log_state`)
+        self._marks: dict[str, Any] = {}  # run -> its log's read mark as this store last saw it (`seen_read`)
         self._logs_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ paths
@@ -467,17 +468,49 @@ class RunStore:
         with self._logs_lock:
             read = self._logs.get(m.run)
             sources = m.source_config
-            if read is None or read.sources != sources:
+            fresh = read is None or read.sources != sources
+            if fresh:
                 from tui.state.follow import LogFollower
 
                 read = _ReadLog(LogFollower(path, sources=sources), sources)
                 self._logs[m.run] = read
+            assert read is not None
             if read.key != key or sources.files:  # grown (or files beside it that may have)
                 read.follower.writer = lambda: alt
                 read.follower.catch_up()
                 read.follower.close()  # no handle kept per run (a logs folder may hold thousands)
+                if read.key != key and feed is None:
+                    self.seen_read(m, read.follower.state, fresh, Path(alt or path), st)
                 read.key = key
             return read.follower.state.snapshot()
+
+    def seen_read(self, m: Manifest, st: RunState, fresh: bool, path: Path | None = None,
+                  stat: os.stat_result | None = None) -> None:
+        """After a read of the run's log into `st` (mutated): its read mark and epoch journal
+        (tui.runs.seen). A log read afresh (`fresh`: this reader's first read) that was cut since
+        the mark gets back the epochs it no longer holds (`log_event` truncated); a live run's
+        read is recorded (an ended one's log is what it is: nothing written). `path`, `stat`: the file read (default: where the run writes, else its
+        log). Never raises for the files."""
+        from tui.runs import seen
+
+        if path is None or stat is None:
+            alt = self.writer_file(m)
+            path = Path(alt or self.log_path(m.run))
+            try:
+                stat = os.stat(path)
+            except OSError:
+                return
+        cache = self.training_dir / ".cache"
+        mark = None if fresh else self._marks.get(m.run)
+        if mark is None:
+            mark = seen.load(cache, m.run)
+        # epochs the readers before saw that the file no longer holds: it was cut (then, or now)
+        if fresh and mark is not None and seen.same_file(mark, stat) and (
+                seen.restore(st, cache, m.run, mark) or seen.truncated(mark, path, stat)):
+            st.log_event = st.log_event or "truncated"
+        if m.damaged is None and self.exit_record(m) is None and self.is_running(m):
+            mark = seen.record(st, cache, m.run, path, stat, mark)
+        self._marks[m.run] = mark
 
     def listing(self, m: Manifest) -> tuple[RunState, float | None, float | None]:
         """What a runs listing shows of a run: its judged state (the log's scalar fields only, no

@@ -25,6 +25,7 @@ class RunTail:
     def __init__(self, store: RunStore, log: Path, manifest: Manifest | None = None) -> None:
         self.store, self.log, self.manifest = store, Path(log), manifest
         self.follower = LogFollower(self.log, sources=manifest.source_config if manifest else None)
+        self._first = True  # the first poll reads the log afresh (tui.runs.seen)
         if manifest is not None:
             self.follower.writer = lambda: store.writer_file(self.manifest) if self.manifest else None
         # what keeps the log here growing, where its backend copies it (ssh); None: the run writes it
@@ -39,6 +40,9 @@ class RunTail:
         if self.feed is not None:
             self.feed.poll()
         self.follower.poll()
+        if self.manifest is not None and self.feed is None:  # a log cut under the run loses nothing
+            self.store.seen_read(self.manifest, self.follower.state, self._first)
+            self._first = False
         return live_state(self.follower.state, self.store, self.manifest, self.alive)
 
     def close(self) -> None:

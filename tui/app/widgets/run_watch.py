@@ -98,6 +98,7 @@ class RunWatch:
         self._alive: bool | None = None
         self.steps: list[tuple[float, float]] = []
         self._progress_steps = False  # progress lines seen: they alone feed the per-step chart
+        self._seen_once = False  # the log's read mark looked at (its first read: a cut log's epochs back)
         self.view: RunView | None = None
         self.notice: str | None = None  # what went wrong around the run, one line (RunNotice)
         self._had_run_dir = False
@@ -151,6 +152,10 @@ class RunWatch:
         if self.feed is not None:  # a run on a host: the copy of its log brought up to date first
             self.feed.poll()
         events = self.follower.poll()
+        if self.store is not None and self.feed is None and hasattr(self.manifest, "damaged") \
+                and hasattr(self.follower, "state"):  # a log cut under the run loses nothing (tui.runs.seen)
+            self.store.seen_read(self.manifest, self.follower.state, not self._seen_once)
+            self._seen_once = True
         raw = self.follower.take_lines()
         if raw is not None:
             self._collect_steps(raw.lines, raw.reset)
