@@ -170,6 +170,9 @@ def test_random_and_optuna_sweeps(runctl, presets: Path) -> None:
     assert [p["trial"] for p in sorted(got["points"], key=lambda p: p["index"])] == [0, 1, 2]
     assert all(p["state"] == "finished" and p["objective"] is not None for p in got["points"])
     assert got["points"][0]["rank"] == 1
+    for p in got["points"]:  # the values as passed to the run, text like a grid's
+        assert isinstance(p["values"]["x"], str) and 0.0 <= float(p["values"]["x"]) <= 1.0
+        assert p["values"]["y"] in ("0.0", "1.0", "0", "1"), p["values"]
 
 
 def test_early_stop_by_the_presets_own_rule_and_sweep_done_notified(runctl, presets: Path,

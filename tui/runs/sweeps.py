@@ -242,10 +242,9 @@ def _distributions(params: tuple[Param, ...]) -> dict[str, Any]:
 def ask(sweep: Sweep, spec: SweepSpec, index: int) -> Point:
     """The study's next trial as the sweep's point `index`."""
     trial = study(sweep).ask(_distributions(spec.params))
-    values = dict(trial.params)
-    entries = [p.entry(values[p.key]) for p in spec.params]
+    entries = [p.entry(trial.params[p.key]) for p in spec.params]
     sets, envs = split_entries(entries, spec.params)
-    return Point(index, values, sets, envs, trial=trial.number)
+    return Point(index, _values(entries), sets, envs, trial=trial.number)  # text, as a grid's
 
 
 def _trial(s: Any, number: int) -> Any:
