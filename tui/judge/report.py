@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine import config as ec
-from tui.judge.conditions import TERMINAL, epoch_complete, max_epochs_of
+from tui.judge.conditions import TERMINAL, epoch_complete, max_epochs_of, own_metrics, own_value
 from tui.judge.results import Verdicts
 from tui.presets.baselines import Baselines
 from tui.presets.preset import METRICS, Preset, PresetError, split_metric_key, value_text
@@ -186,18 +186,23 @@ def _timeline(preset: Preset, state: RunState, launched: float | None, n: int | 
     first = recs[0].started_at if recs else None
     by_epoch = {r.epoch: r for r in state.epochs}
     rows = [("Launch", launched, launched), ("First epoch training start", plan_first, first)]
+    # reached, though the log gave it no time (a script's lines carry none): done, not pending
+    reached = {"First epoch training start": bool(state.epochs) or state.progress.step is not None}
     marks = sorted({k for cp in preset.checkpoints if (k := cp.at(n))} | ({n} if n else set()))
     for k in marks:
         planned = plan_first + k * plan_epoch if plan_first and plan_epoch else None
         rec = by_epoch.get(k)
         actual = rec.ended_at if rec and epoch_complete(state, rec) else None
         label = f"Epoch {k} {'complete (final evaluation)' if k == n else 'validation'}"
+        reached[label] = rec is not None and epoch_complete(state, rec)
         rows.append((label, planned, actual))
     lines = ["## 📋 Expected Timeline", "", "| Milestone | Planned | Actual / projected |",
              "|-----------|---------|--------------------|"]
     for label, planned, actual in rows:
         shown = _hm(actual)
-        if actual is None:
+        if actual is None and reached.get(label):
+            shown = "✅ (no time in the log)"
+        elif actual is None:
             k = int(label.split()[1]) if label.startswith("Epoch ") else None
             proj = (first + k * measured) if first and measured and k else None
             shown = f"~{_hm(proj)} (projected)" if proj else "⏳"
@@ -206,7 +211,33 @@ def _timeline(preset: Preset, state: RunState, launched: float | None, n: int | 
              if n and tl.epoch_minutes is not None else None,
              f"~{n * measured / 60:.0f} minutes of training at {measured / 60:.1f} min/epoch measured"
              if n and measured else None]
-    return lines + ["", f"**Total Runtime**: {'; '.join(t for t in total if t) or 'unknown'}"]
+    return (lines + ["", f"**Total Runtime**: {'; '.join(t for t in total if t) or 'unknown'}"]
+            + _epoch_table(preset, state))
+
+
+def _epoch_table(preset: Preset, state: RunState) -> list[str]:
+    """Every epoch (a run counted in steps: every evaluation) with the columns `status` shows:
+    the losses, the engine's metrics where the run has them, the script's own metrics."""
+    step = state.axis == "step"
+    recs = [r for r in state.epochs if r.validated] if step else state.epochs
+    lines = ["", f"**{'Evaluations by step' if step else 'Epochs'}**:", ""]
+    if not recs:
+        return lines + [f"(no {'evaluation' if step else 'epoch'} yet)"]
+    own = own_metrics(preset, state)
+    engine = state.engine_phases or any(r.sharpe is not None or r.horizons for r in state.epochs)
+    h = preset.default_horizon
+    head = ["Step" if step else "Epoch", "train_loss", "val_loss",
+            *(["Sharpe", f"IC (h{h})", "SCALE min"] if engine else []), "Ended", *own]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in recs:
+        cells = [str(r.epoch), _num(r.train_loss), _num(r.val_loss)]
+        if engine:
+            at = r.horizons.get(h)
+            scales = [x.scale for x in r.horizons.values() if x.scale is not None and math.isfinite(x.scale)]
+            cells += [_num(r.sharpe), _num(at.ic if at else None), _num(min(scales) if scales else None, 2)]
+        cells += [_hm(r.ended_at), *(_num(own_value(r, k)) for k in own)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _checkpoints(v: Verdicts, preset: Preset) -> list[str]:

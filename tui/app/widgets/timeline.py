@@ -26,6 +26,7 @@ from tui.app.view import (
     short_label,
 )
 from tui.app.widgets.tables import Filled, fill
+from tui.judge.conditions import own_metrics
 from tui.state.records import EpochRecord
 
 FIXED = (("epoch", "Ep"), ("expected", "Expect"), ("actual", "Actual"), ("time", "Time"))
@@ -37,7 +38,8 @@ PAD = 2  # a DataTable cell's padding
 
 
 def metric_columns(v: RunView) -> list[tuple[str, str]]:
-    """(key, header) of the metric columns: the losses, then the metric table's rows."""
+    """(key, header) of the metric columns: the losses, then the metric table's rows, then the
+    script's own metrics that `status` shows (those its checkpoints judge, those it logs)."""
     rows = v.verdicts.table if v.verdicts else ()
     keys: dict[str, str] = {k: short_label(k, k) for k in LOSSES}
     if rows:
@@ -46,6 +48,8 @@ def metric_columns(v: RunView) -> list[tuple[str, str]]:
     else:
         for k in DEFAULT_METRICS:
             keys.setdefault(k, short_label(k, k))
+    for k in own_metrics(v.preset, v.state):
+        keys.setdefault(k, short_label(k, k))
     return list(keys.items())
 
 
