@@ -2,7 +2,8 @@
 
 Each `Sshd` is `sshd -D -f CONF` on 127.0.0.1 only, on a port found free, with its own host key
 and an AuthorizedKeysFile in its temp folder holding the client key made here; `StrictModes no`,
-`UsePAM no`, `PermitRootLogin yes` (the tests run as root on CI). Its sessions get the host's own
+`UsePAM no`, `PermitRootLogin yes` (the tests run as root on CI), `LogLevel INFO` (its log has a
+line per authenticated connection: `Sshd.accepted`). Its sessions get the host's own
 environment through `SetEnv` (its GPUs, GPU reservation folder, an absent notify.toml and hosts
 file), so two servers on one machine are two hosts. `Hosts.write()` writes the hosts file the
 controller reads ($RUNCTL_HOSTS), `runctl` there being this checkout's.
@@ -89,7 +90,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 MaxSessions 100
 MaxStartups 100
-LogLevel ERROR
+LogLevel INFO
 SetEnv {env}
 """)
         with contextlib.suppress(OSError):
@@ -118,6 +119,14 @@ SetEnv {env}
             return [top, *top.children(recursive=True)]
         except psutil.Error:
             return []
+
+    def accepted(self) -> int:
+        """The connections this server has authenticated so far (its log's `Accepted publickey`
+        lines: sshd logs one per connection at LogLevel INFO, however many sessions it carries)."""
+        try:
+            return (self.base / "sshd.log").read_text(errors="replace").count("Accepted publickey for ")
+        except FileNotFoundError:
+            return 0
 
     def drop_connections(self) -> int:
         """Kill every connection (the listener stays): what a dropped network looks like to ssh."""

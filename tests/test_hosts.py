@@ -25,7 +25,7 @@ from tests.conftest import runctl_cmd
 from tests.sshd import free_port
 from tests.waiting import wait_until
 from tui.runs import ssh
-from tui.runs.hosts import Host, HostsError, load_hosts, split_target
+from tui.runs.hosts import Host, HostsError, get_host, hosts_path, load_hosts, split_target
 from tui.runs.remote import mirror
 from tui.runs.ssh import RemoteError, clean, remote_command
 from tui.runs.store import RunStore
@@ -101,6 +101,30 @@ def test_a_bad_hosts_file_is_one_line(tmp_path: Path, runctl, monkeypatch: pytes
     r = runctl("runs")  # no hosts file: the listing as it always was (no host column)
     assert r.returncode == 0 and r.stdout.strip() == f"no runs in {tmp_path / '_logs' / 'training'}"
     assert "unknown run 'x'" in _one_line(runctl("status", "x"))
+
+
+def test_without_runctl_hosts_the_file_is_in_the_users_config(tmp_path: Path, runctl,  # noqa: ANN001
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`$RUNCTL_HOSTS` unset (or empty): `~/.config/runctl/hosts.toml`, for the library and the CLI;
+    set, it wins."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("RUNCTL_HOSTS")  # the autouse fixture's own file
+    default = home / ".config" / "runctl" / "hosts.toml"
+    assert hosts_path() == default
+    assert load_hosts() == {}  # no file there: no hosts
+    with pytest.raises(HostsError, match=re.escape(f"none: {default} lists no host")):
+        get_host("gpu2")
+    default.parent.mkdir(parents=True)
+    default.write_text('[hosts.gpu2]\nssh = "gpu2"\n')
+    assert list(load_hosts()) == ["gpu2"] and get_host("gpu2") == Host("gpu2", "gpu2")
+    assert _one_line(runctl("status", "b:r_1")) == "runctl: unknown host 'b' (hosts: gpu2)"
+    monkeypatch.setenv("RUNCTL_HOSTS", "")  # empty: as unset
+    assert hosts_path() == default and list(load_hosts()) == ["gpu2"]
+    (home / "mine.toml").write_text('[hosts.gpu3]\nssh = "gpu3"\n')
+    monkeypatch.setenv("RUNCTL_HOSTS", "~/mine.toml")  # set: that file (a leading ~ expanded)
+    assert hosts_path() == home / "mine.toml" and list(load_hosts()) == ["gpu3"]
+    assert _one_line(runctl("status", "b:r_1")) == "runctl: unknown host 'b' (hosts: gpu3)"
 
 
 # ------------------------------------------------------------------------------ the ssh command
@@ -348,6 +372,79 @@ def test_a_runs_metric_files_listed_and_read_for_a_mirror(tmp_path: Path, runctl
     for bad in ("ckpt.pt", "../../etc/passwd", "/etc/passwd"):
         r = runctl("log", run, "--file", bad)
         assert r.returncode == 2 and "is not a metric file" in r.stderr, r.stderr
+
+
+SAFE_FILES = ["version_0/metrics.csv", "tb/events.out.tfevents.1.box.1.0", "m,v=1 @a+b.jsonl"]
+HOSTILE_FILES = [
+    "../escape.csv", "a/../../escape.csv", "..", "a/..", "~/escape.csv", "./m.csv", "a/./m.csv",
+    ".hidden.csv", "a/.hidden/m.csv", "a//m.csv", "a/",
+    "", " m.csv", "-rf.csv", "a\\..\\escape.csv", "m\x00.csv", "m\x1b[2J.csv", "\x1b]0;t\x07m.csv",
+    "m\r.csv", "a\nb.csv", "\nm.csv", "m\t.csv", "m\x7f.csv", "m\x9b.csv", "m\u202e.csv", "m\u00e9.csv",
+]
+
+
+def _files_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  listed: list[object]) -> tuple[list[str], Path]:
+    """A remote run's feed asking its host for the run's metric files, the host answering
+    `listed` to `runctl log RUN --files`: which paths it then asks for (`--file PATH`), and the
+    mirror's run folder the copies go to."""
+    from tui.log.sources import SourceConfig
+    from tui.runs.backends.ssh import SshLogFeed
+    from tui.runs.ssh import Answer
+    from tui.runs.store import Manifest
+
+    (tmp_path / "hosts.toml").write_text('[hosts.far]\nssh = "far.invalid"\n')
+    store = RunStore(tmp_path / "_logs" / "hosts" / "far")
+    run = "m_20261205_120000"
+    store.training_dir.mkdir(parents=True)
+    store.log_path(run).write_text("")
+    m = Manifest(run=run, name="m", preset="p", log=str(store.log_path(run)),
+                 run_dir=str(store.run_dir(run)), pid_file=str(store.pid_path("m")), created_at=1.7e9,
+                 host="far", kind="command", backend="ssh", backend_data={"host": "far", "run": run},
+                 sources=SourceConfig(files=(("csv", "/far/runs/m/**/metrics.csv"),)).to_json())
+    asked: list[str] = []
+
+    def call_json(host: Host, args: list[str], timeout: float | None = None, stdin: bytes | None = None) -> object:
+        assert host.name == "far" and args == ["log", f"local:{run}", "--files"], args
+        return listed
+
+    def call(host: Host, args: list[str], timeout: float | None = None, stdin: bytes | None = None,
+             check: bool = True) -> Answer:
+        assert args[:3] == ["log", f"local:{run}", "--file"], args
+        asked.append(args[3])
+        return Answer(0, b"x" if args[4] == "--from=0" else b"", "")
+
+    monkeypatch.setattr(ssh, "call_json", call_json)
+    monkeypatch.setattr(ssh, "call", call)
+    feed = SshLogFeed(store, m)
+    feed._sync_files()
+    return asked, feed.files_dir
+
+
+def test_a_hosts_metric_file_paths_are_plain_relative_paths(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's `--files` answer names files to copy into the mirror's run folder: a path that
+    climbs out (`..`), is absolute, hidden, or holds a control character (or anything but plain
+    ASCII names) is never asked for and never written; plain relative ones are copied."""
+    # absolute paths under tmp_path: a broken filter writes nothing outside the test's folder
+    absolute = [f"{tmp_path}/abs/escape.csv", f"/{tmp_path}/abs/escape.csv"]
+    entries: list[object] = [{"path": p, "size": 1, "mtime_ns": 1, "append_only": False}
+                             for p in (*SAFE_FILES, *HOSTILE_FILES, *absolute)]
+    entries += [{"path": 3, "size": 1}, {"path": None}, {"size": 1}, "version_0/metrics.csv", None, 7]
+    asked, files_dir = _files_answer(tmp_path, monkeypatch, entries)
+    assert asked == SAFE_FILES  # only the plain relative paths, in the host's order
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted([str((files_dir / p).relative_to(tmp_path)) for p in SAFE_FILES]
+                             + ["hosts.toml", "_logs/hosts/far/training/m_20261205_120000.log"])
+    assert all((files_dir / p).read_bytes() == b"x" for p in SAFE_FILES)
+    assert not (tmp_path / "abs").exists() and not list(tmp_path.rglob("escape.csv"))
+
+
+def test_a_hosts_metric_file_path_with_a_final_newline_is_refused(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    asked, _ = _files_answer(tmp_path, monkeypatch, [{"path": p, "size": 1, "mtime_ns": 1}
+                                                     for p in ("m.csv\n", "a/m.csv\n")])
+    assert asked == []
 
 
 # ------------------------------------------------------------------------------ a host's rows are data

@@ -1,22 +1,24 @@
 """Runs on other hosts over ssh, against two real sshd servers on 127.0.0.1 (tests/sshd.py):
-launch on each host, every command across them, the log followed live through one ssh stream
-and resumed after a dropped connection without a lost or doubled byte, a host that stops
-answering. `make test-ssh` runs them (it installs openssh-server if sshd is missing); inside
-`make test` they skip."""
+launch on each host, every command across them, one connection per host, the log followed live
+through one ssh stream (the feed's and `runctl log --follow`'s) and resumed after a dropped
+connection without a lost or doubled byte, a host that stops answering. `make test-ssh` runs
+them (it installs openssh-server if sshd is missing); inside `make test` they skip."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from tests.conftest import runctl_cmd
-from tests.sshd import ENABLED, SSHD, Hosts
+from tests.sshd import ENABLED, SSHD, Hosts, Sshd
 from tests.waiting import wait_until
 from tui.runs.remote import Remote
 from tui.runs.tail import RunTail
@@ -199,6 +201,100 @@ def test_follow_resumes_after_a_dropped_connection(hosts: Hosts, runctl, logs_di
     out, err = p.communicate(timeout=90)
     assert p.returncode == 0, err
     assert "Epoch 3/3: train_loss=0.3333" in out and f"run {d.name} finished" in out
+
+
+def _sessions(server: Sshd) -> tuple[int, int, int]:
+    """How many connections the server has: (authenticated so far, TCP connections to it now,
+    processes it forked for them now).
+
+    The first is the count that matters, as it cannot miss a connection that came and went
+    between two looks: sshd logs `Accepted publickey for USER` once per authenticated connection
+    (at LogLevel INFO, `Sshd.accepted`), however many sessions that connection then carries (a
+    multiplexed one: every command's). The other two say the one connection is up now: sshd's
+    end of each connection is a socket whose local port is the server's (the client's end, on
+    this machine too, has it as its remote port: not counted twice), ESTABLISHED while it lives;
+    and the listener forks one child per accepted connection in every OpenSSH version (sshd
+    itself, or `sshd-session` from 9.8), the sessions running under it."""
+    conns = [c for c in psutil.net_connections("tcp")
+             if c.laddr and c.laddr.port == server.port and c.status == psutil.CONN_ESTABLISHED]
+    assert server.proc is not None
+    return server.accepted(), len(conns), len(psutil.Process(server.proc.pid).children())
+
+
+def test_one_connection_per_host(hosts: Hosts, runctl, logs_dir: Path) -> None:  # noqa: ANN001
+    """Every runctl process asks a host through one multiplexed connection (ControlMaster, its
+    socket in $RUNCTL_SSH_DIR, kept ControlPersist seconds): a launch, `runs`, `status HOST:RUN`
+    (several) and a live `log HOST:RUN --follow` with a `status` beside it, each a process of its
+    own, and the host's sshd has authenticated exactly one connection, which the follow's stream
+    rides and which stays for the next command."""
+    h1, h2 = hosts["h1"], hosts["h2"]
+    assert _sessions(h1) == (0, 0, 0)
+    run = _launch(runctl, "h1")["run"]
+    assert runctl("runs", "--json").returncode == 0  # both hosts asked, in parallel
+    h1.go(run, 1)
+    assert wait_until(lambda: _status(runctl, f"h1:{run}")["epoch"] == 1, 30, 0.3)
+    follow = subprocess.Popen(runctl_cmd(logs_dir, logs_dir, "log", f"h1:{run}", "--follow"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: len(_far_followers(run)) == 1, 30, 0.2)  # the stream is on
+        assert _status(runctl, f"h1:{run}")["state"] in ("training", "validating")  # meanwhile
+        assert _sessions(h1) == (1, 1, 1)
+        assert _sessions(h2) == (1, 1, 1)  # `runs` asked it: its own one
+        h1.go(run, 2)
+        h1.go(run, 3)
+        out, err = follow.communicate(timeout=60)
+        assert follow.returncode == 0, err
+        assert out == h1.log(run).read_bytes()
+    finally:
+        follow.kill()
+        follow.wait()
+    assert _status(runctl, f"h1:{run}")["state"] == "finished"
+    assert _sessions(h1) == (1, 1, 1)  # still the one
+
+
+def test_log_follow_reconnects_after_a_dropped_connection(hosts: Hosts, runctl, logs_dir: Path) -> None:  # noqa: ANN001
+    """`runctl log HOST:RUN --follow` (what a user pipes to grep): its connection killed mid-run,
+    and later its host gone while the run writes an epoch, it follows again from the byte it
+    had each time: its output ends with the far log, every line of it exactly once."""
+    h1 = hosts["h1"]
+    run = _launch(runctl, "h1")["run"]
+    follow = subprocess.Popen(runctl_cmd(logs_dir, logs_dir, "log", f"h1:{run}", "--follow"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got, said = bytearray(), bytearray()
+
+    def drain(pipe: Any, into: bytearray) -> None:
+        while chunk := pipe.read1(1 << 16):
+            into.extend(chunk)
+
+    readers = [threading.Thread(target=drain, args=(follow.stdout, got), daemon=True),
+               threading.Thread(target=drain, args=(follow.stderr, said), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        h1.go(run, 1)
+        assert wait_until(lambda: b"Epoch 1/3" in got and got == h1.log(run).read_bytes(), 30, 0.2)
+        # dropped: its connections killed, the server still listens (it reconnects at once)
+        assert h1.drop_connections() >= 1
+        assert wait_until(lambda: b"connection lost; following again from byte" in said, 20, 0.2), said
+        h1.go(run, 2)
+        assert wait_until(lambda: b"Epoch 2/3" in got, 30, 0.2), said
+        # gone while the run writes: what it wrote then comes once the host answers again
+        h1.stop()
+        h1.go(run, 3)
+        assert wait_until(lambda: b"Epoch 3/3" in h1.log(run).read_bytes(), 30, 0.2)
+        h1.start()
+        follow.wait(timeout=60)
+        for t in readers:
+            t.join(timeout=10)
+        assert follow.returncode == 0, bytes(said)
+    finally:
+        follow.kill()
+        follow.wait()
+    far_log = h1.log(run).read_bytes()
+    assert bytes(got) == far_log
+    for e in (1, 2, 3):
+        assert got.count(f"Epoch {e}/3".encode()) == far_log.count(f"Epoch {e}/3".encode()) == 1
+    assert said.count(b"connection lost; following again from byte") >= 2, said  # both times
 
 
 def _far_followers(run: str) -> list[psutil.Process]:

@@ -2,12 +2,14 @@
 lists this machine's and every host's runs with a Host column and filters by host; a host that
 stops answering is one line there (its rows as last seen) and is asked again; runs of two hosts
 are compared and killed together; a host's run is attached and followed live with the panels of
-a local run. `make test-ssh` runs them; inside `make test` they skip."""
+a local run, and its host dropping is said in the run's notice while keys go on working.
+`make test-ssh` runs them; inside `make test` they skip."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,10 +93,13 @@ def test_runs_screen_attach_compare_and_kill_across_hosts(hosts: Hosts, tmp_path
             table = screen.query_one(RunTable)
             assert "host" in [table.columns[i].key for i in table._shown]
 
-            # filter by host
-            screen.filter_text = "h2"
+            # filter by host: `host:NAME`, that host's runs only
+            screen.filter_text = "host:h2"
             screen._show()
             assert table.keys == [k2]
+            screen.filter_text = "host:local"
+            screen._show()
+            assert table.keys == [here.run]
             screen.filter_text = ""
             screen._show()
 
@@ -184,3 +189,75 @@ def test_readonly_reaches_no_host(hosts: Hosts, tmp_path: Path) -> None:
     asyncio.run(asyncio.wait_for(go(), 60))
     assert _far_state(remote, "h1", started["run"]) in ("launching", "training")
     assert json.dumps(started)  # what the host answered is plain data
+
+
+def test_an_attached_runs_host_that_drops_is_said_and_followed_again(hosts: Hosts, tmp_path: Path) -> None:
+    """Attached to a run on h1, h1 stops answering (frozen: every ssh call to it waits its whole
+    timeout): the app keeps handling keys at once, and the run's notice (the header's ⚠ line)
+    says h1 is unreachable within seconds; then its connections dropped and its server gone
+    (the log's stream fails at once): still said; h1 back, the follow goes on where it stopped
+    (the next epoch appears, the copy is the far log) and the notice clears."""
+    store = RunStore(tmp_path / "_logs")
+    (tmp_path / "presets").mkdir()
+    registry = PresetRegistry(tmp_path / "presets")
+    remote = Remote(store.logs_dir)
+    started, _ = remote.launch("h1", "step")
+    run, key, h1 = started["run"], f"h1:{started['run']}", hosts["h1"]
+    h1.go(run, 1)
+    assert wait_until(lambda: remote.status("h1", run)["epoch"] == 1, 30, 0.3)
+
+    async def go() -> None:
+        app = RunctlApp(store, None, registry, run=key, poll_interval=0.05, remote=Remote(store.logs_dir))
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_for(pilot, lambda: app.view is not None and app.view.key == key
+                           and app.view.state.epoch == 1, 30)
+            assert app.view is not None and app.view.notice is None
+            title = app.main.query_one("#run-title", Static)
+
+            def said() -> str:
+                return str(title.render())
+
+            async def prompt_key() -> float:
+                """A key handled (the main screen zoomed or back), then 0.2 s of the app's loop:
+                how long both took. This test runs on the app's own event loop, so anything that
+                holds that loop (an ssh call to a frozen host waits its whole 4 s timeout) makes
+                this take as long."""
+                before, t0 = app.main.zoomed, time.monotonic()
+                await pilot.press("z")
+                assert app.main.zoomed is not before
+                await pilot.pause(0.2)
+                return time.monotonic() - t0
+
+            # frozen: the stream hears nothing (ssh sees a dead connection only after its
+            # ServerAlive probes, 15 s); the host's status, asked every 5 s, times out (4 s here)
+            # and says so: `SSH: h1: unreachable (ssh: no answer within 4s)`, seen at ~7 s
+            h1.freeze()
+            t0, slowest = time.monotonic(), 0.0
+            while not (app.view.notice and "h1: unreachable" in app.view.notice):
+                assert time.monotonic() - t0 < 15, f"no notice after {time.monotonic() - t0:.1f}s"
+                slowest = max(slowest, await prompt_key())  # keys all along, status asks in flight
+            assert slowest < 1.5, slowest
+            assert "h1: unreachable (ssh: " in said() and "⚠" in said()
+
+            # gone: its connections dropped, no server (the stream fails at once, its retries too)
+            h1.stop()
+            await wait_for(pilot, lambda: app.follower is not None and app.follower.feed is not None
+                           and app.follower.feed.error is not None
+                           and "unreachable" in app.follower.feed.error, 10)
+            await wait_for(pilot, lambda: app.view is not None and app.view.notice is not None
+                           and "its log is followed again once it answers" in app.view.notice, 5)
+            assert "h1: unreachable (ssh: " in said()
+            assert await prompt_key() < 1.5
+
+            # back: the follow resumes from the byte it had, the notice clears
+            h1.start()
+            h1.go(run, 2)
+            await wait_for(pilot, lambda: app.view is not None and app.view.state.epoch == 2, 40)
+            assert app.follower is not None and app.follower.feed is not None
+            assert app.follower.feed.streams >= 2  # a stream started again
+            mirror = remote.store("h1").log_path(run)
+            assert wait_until(lambda: mirror.read_bytes() == h1.log(run).read_bytes(), 10, 0.2)
+            await wait_for(pilot, lambda: app.view is not None and app.view.notice is None, 20)
+            assert "unreachable" not in said()
+
+    asyncio.run(asyncio.wait_for(go(), 180))

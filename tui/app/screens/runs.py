@@ -1,7 +1,8 @@
 """The runs screen: every run with its state and headline metrics, at the scale of a logs folder
-with thousands of runs. Filter as you type (`/`: name, preset, state; every word must match),
-sort by any column (`s` next column, `S` reverse, or click a header), mark runs (space, `a` all
-shown) to compare any number of them (`c`) or kill the running ones (`K`).
+with thousands of runs. Filter as you type (`/`: name, preset, state; every word must match;
+`host:NAME` one host, by its exact name), sort by any column (`s` next column, `S` reverse, or
+click a header), mark runs (space, `a` all shown) to compare any number of them (`c`) or kill the
+running ones (`K`).
 
 The rows come in two steps from the app's loader thread: the manifests first (the screen lists
 every run at once), then the states in batches, newest first; later refreshes read only what the
@@ -37,6 +38,7 @@ from tui.app.view import (
 )
 from tui.app.widgets.runtable import Column, RunTable
 from tui.judge.conditions import own_metrics, own_value
+from tui.runs.hosts import LOCAL
 from tui.state.records import LIFECYCLE
 
 COLUMNS = (
@@ -141,11 +143,19 @@ def sort_value(v: RunView, column: str, cells: dict[str, str] | None = None) -> 
     return (False, (cells or run_cells(v))[column].lower())
 
 
+HOST_TOKEN = "host:"  # `host:NAME` in the filter: the runs of that host only, by its exact name
+
+
 def matches(cells: dict[str, str], words: list[str]) -> bool:
-    """Every word is in the run's host, name, preset, state or sweep (case-insensitive)."""
+    """Every word is in the run's host, name, preset, state or sweep (case-insensitive); a
+    `host:NAME` word instead names the run's host exactly (`host:local`: this machine's; several:
+    any of them; a bare `host:`, still being typed, is left out)."""
+    hosts = {w[len(HOST_TOKEN):] for w in words if w.startswith(HOST_TOKEN)} - {""}
+    if hosts and (cells.get("host") or LOCAL).lower() not in hosts:
+        return False
     hay = (f"{cells.get('host', '')} {cells['run']} {cells['preset']} {cells['state']} "
            f"{cells.get('sweep', '')}").lower()
-    return all(w in hay for w in words)
+    return all(w in hay for w in words if not w.startswith(HOST_TOKEN))
 
 
 class RunsScreen(Screen[str | None]):
@@ -186,8 +196,8 @@ class RunsScreen(Screen[str | None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-title")
-        yield Input(placeholder="filter: words in the name, preset or state (Enter/Esc: back to the list)",
-                    id="runs-filter")
+        yield Input(placeholder="filter: words in the name, preset or state; host:NAME one host "
+                                "(Enter/Esc: back to the list)", id="runs-filter")
         yield RunTable(id="runs-table")
         yield Static("", id="runs-empty")
         yield Static("", id="runs-hosts")

@@ -186,7 +186,7 @@ def _live(info: dict[str, Any]) -> bool:
 FILES_S = 3.0  # a followed remote run's metric files are looked at this often
 FILE_S = 60.0  # one piece of a metric file may take this long to come
 FILE_CHUNK = 16 << 20  # ... and is at most this many bytes
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.,=+@ -]*(?:/[A-Za-z0-9_][A-Za-z0-9_.,=+@ -]*)*$")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+@ -]*(?:/[A-Za-z0-9_][A-Za-z0-9_.,=+@ -]*)*")  # fullmatch
 
 
 class SshLogFeed:
@@ -347,7 +347,7 @@ class SshLogFeed:
             return
         for e in listed if isinstance(listed, list) else ():
             rel = e.get("path") if isinstance(e, dict) else None
-            if not isinstance(rel, str) or not _SAFE_PATH.match(rel) or ".." in rel.split("/"):
+            if not isinstance(rel, str) or not _SAFE_PATH.fullmatch(rel) or ".." in rel.split("/"):
                 continue  # a host's answer is data: only a plain relative path is a file here
             key = (int(e.get("size") or 0), int(e.get("mtime_ns") or 0))
             if self._files.get(rel) == key:
