@@ -199,6 +199,27 @@ def test_submit_follow_kill_resume(presets: Path, logs_dir: Path, runctl) -> Non
 @pytest.mark.slurm
 @pytest.mark.slow
 @cluster
+def test_scancel_from_outside_slurm_is_killed_with_its_checkpoint_and_resumes(presets: Path, logs_dir: Path) -> None:
+    """Issue 18's survivor, kept so: a job cancelled by hand (`scancel JOB`, not runctl) reads
+    killed, its checkpoint saved on SIGTERM, and a resume finishes it with each epoch once."""
+    store = RunStore(logs_dir)
+    launcher = Launcher(store, PresetRegistry(presets))
+    m = launcher.launch("sl_user")
+    log = store.log_path(m.run)
+    assert _wait(lambda: "[progress] epoch=2/4" in (log.read_text() if log.exists() else ""), 120)
+    subprocess.run(["scancel", job_id(m)], check=True, timeout=30)
+    assert _wait(lambda: _state(store, m.run) in ("killed", "crashed", "finished"), 120), log.read_text()[-2000:]
+    st = store.state(store.get(m.run))
+    assert st.state == "killed", (st.state, st.error, st.exit_reason)
+    assert (Path(m.run_dir) / "checkpoints" / "interrupted.ckpt").is_file()  # saved on scancel's SIGTERM
+    launcher.resume(m.run)
+    assert _wait(lambda: _state(store, m.run) == "finished", 180), log.read_text()[-3000:]
+    assert _metrics_epochs(log.read_text()) == [1, 2, 3, 4]  # every epoch validated once
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@cluster
 def test_a_sweep_on_slurm_from_a_box_with_no_gpus(presets: Path, logs_dir: Path, runctl) -> None:  # noqa: ANN001
     env = {"RUNCTL_GPUS": "", "RUNCTL_SWEEP_POLL_S": "0.3"}  # `gpus = 1` is Slurm's to hand out
     r = runctl("--presets", str(presets), "sweep", "sl_sweep", "--backend", "slurm", "--json", env=env)

@@ -160,6 +160,11 @@ class Backend(ABC, Generic[RunT, StoreT]):
         """An alive attempt is executing now (a queued job is not: its silence is no stall)."""
         return True
 
+    def ending(self, store: StoreT, run: RunT) -> bool:
+        """An alive attempt is on its way out (Slurm's COMPLETING after a `scancel`): a resume
+        waits for it a little instead of refusing. Asked afresh (no cached answer)."""
+        return False
+
     @abstractmethod
     def where(self, run: RunT) -> str:
         """Where it runs, for messages: `pid 4242`, `Slurm job 42`."""

@@ -48,6 +48,7 @@ ENGINE_CMD = (sys.executable, "-m", "engine")
 SUPERVISE_CMD = (sys.executable, "-m", "tui.runs.supervise")
 RESUMABLE = ("last.ckpt", "interrupted.ckpt")  # what `engine train --resume` continues from
 DEFAULT_METRICS_CSV = "{run_dir}/**/metrics.csv"  # where a command's CSVLogger writes, by default
+ENDING_WAIT_S = 120.0  # a resume's wait for an attempt on its way out (Slurm: COMPLETING)
 Say = Callable[[str], None]
 
 
@@ -239,11 +240,24 @@ class Launcher:
             return self.store.backend(m).kill(self.store, m, grace, say, by or actor())
 
     # ----------------------------------------------------------------------------- resume
+    def _await_ending(self, run: str, say: Say) -> None:
+        """A run whose attempt is on its way out (a job cancelled from outside runctl, still
+        COMPLETING in Slurm): wait up to ENDING_WAIT_S for it to end, outside the lock."""
+        m = self.store.get(run)
+        impl = self.store.backend(m)
+        if m.damaged is not None or not impl.ending(self.store, m):
+            return
+        say(f"{impl.where(m)} is completing; waiting up to {ENDING_WAIT_S:g}s for it to end")
+        deadline = time.monotonic() + ENDING_WAIT_S
+        while time.monotonic() < deadline and impl.ending(self.store, m):
+            time.sleep(0.5)
+
     def resume(self, run: str, say: Say = _quiet) -> Manifest:
         """Relaunch in the same run dir, appending to the same log, from the newest checkpoint that
         loads (each damaged one is named through `say`, in the log and in the resume's history
         entry; none intact: the run starts again from epoch 1, said the same way)."""
         run = self.store.get(run).run
+        self._await_ending(run, say)
         with self._lock(f"resume {run}"):
             m = self.store.get(run)
             if m.damaged is not None:

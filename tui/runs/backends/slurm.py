@@ -187,6 +187,18 @@ class SlurmBackend(Backend[Manifest, RunStore]):
         info, _ = self._ask(run, store.jobs, store.job_errors)
         return info is not None and info.state == "RUNNING"
 
+    def ending(self, store: RunStore, run: Manifest) -> bool:
+        """The job is COMPLETING (cancelled or ended; Slurm still cleaning up its processes), or
+        still listed while its attempt's own exit record says the program ended (not requeued)."""
+        job = job_id(run)
+        if job:
+            store.jobs.forget(_job(job))
+        info, _ = self._ask(run, store.jobs, store.job_errors)
+        if info is None or not info.active:
+            return False
+        rec = store.exit_record(run)
+        return info.state == "COMPLETING" or rec is not None and rec.get("reason") != "requeued"
+
     def where(self, run: Manifest) -> str:
         return f"Slurm job {job_id(run)}"
 
