@@ -53,11 +53,36 @@ def run() -> dict:
         st = _state(full, n)
         deep, snap = _best(lambda st=st: copy.deepcopy(st)), _best(lambda st=st: st.snapshot())
         judge = _best(lambda st=st: evaluate(preset, st, None).to_json())
+        journal_idle, journal_new = _journal(st, path)
         res[f"{n} epochs"] = {"deepcopy_ms": round(deep * 1e3, 2), "snapshot_ms": round(snap * 1e3, 3),
-                              "ratio": round(deep / snap), "judge_ms": round(judge * 1e3, 1)}
+                              "ratio": round(deep / snap), "judge_ms": round(judge * 1e3, 1),
+                              "journal_idle_ms": round(journal_idle * 1e3, 3),
+                              "journal_new_epoch_ms": round(journal_new * 1e3, 3)}
         print(f"poll at {n} epochs: deepcopy {deep * 1e3:.1f} ms, snapshot {snap * 1e3:.2f} ms, "
-              f"judge {judge * 1e3:.1f} ms", flush=True)
+              f"judge {judge * 1e3:.1f} ms, epoch journal {journal_idle * 1e3:.3f} ms "
+              f"(an epoch more: {journal_new * 1e3:.2f} ms)", flush=True)
     return res
+
+
+def _journal(st: RunState, log: Path) -> tuple[float, float]:
+    """The live run's epoch journal (tui.runs.seen) per poll: nothing new (the usual poll), and a
+    poll that completed one epoch (one line appended, the mark rewritten)."""
+    import os
+    import tempfile
+
+    from tui.runs import seen
+
+    with tempfile.TemporaryDirectory() as d:
+        cache, stat = Path(d), os.stat(log)
+        head = copy.copy(st)
+        head.epochs = st.epochs[:-1]
+        mark = seen.record(head, cache, "r", log, stat, None)  # the journal up to the last poll
+        idle = _best(lambda: seen.record(head, cache, "r", log, stat, mark))
+
+        def one_more() -> None:
+            seen.record(st, cache, "r", log, stat, mark)
+
+        return idle, _best(one_more)
 
 
 if __name__ == "__main__":
