@@ -63,3 +63,28 @@ def test_mistakes_are_one_line_naming_the_key(raw: dict, message: str) -> None:
     with pytest.raises(PresetError) as e:
         _spec(raw)
     assert message in str(e.value) and str(e.value).startswith("p.toml: ") and "\n" not in str(e.value)
+
+
+def test_a_greater_than_criterion_maximizes_and_ranks_the_highest_first(tmp_path: Path) -> None:
+    from tui.presets.registry import PresetRegistry
+    from tui.runs.store import RunStore
+    from tui.runs.sweeps import Point, Sweep, objective_of, rank
+
+    (tmp_path / "acc.toml").write_text(
+        'description = "d"\ncommand = ["{python}", "x.py"]\n'
+        '[[criteria]]\nmetric = "val_acc"\nop = ">"\nvalue = 0.9\nlabel = "acc above 0.9"\n'
+        '[sweep]\nlr = [0.1, 0.01, 0.001]\n')
+    preset = PresetRegistry(tmp_path).get("acc")
+    assert preset.sweep is not None
+    metric, horizon, direction = objective_of(preset, preset.sweep)
+    assert (metric, horizon, direction) == ("val_acc", None, "maximize")
+    sweep = Sweep(id="s", name="s", preset="acc", presets_dir=str(tmp_path), method="grid", metric=metric,
+                  horizon=horizon, direction=direction, size=4, stop_on=None, parallel=None, backend=None,
+                  created_at=0.0)
+    sweep.points = [Point(0, {"lr": "0.1"}, [], [], objective=0.80, outcome="finished"),
+                    Point(1, {"lr": "0.01"}, [], [], objective=0.95, outcome="finished"),
+                    Point(2, {"lr": "0.001"}, [], [], objective=None, outcome="crashed"),
+                    Point(3, {"lr": "0.0001"}, [], [], objective=0.90, outcome="finished")]
+    rows = rank(RunStore(tmp_path / "_logs"), sweep)
+    assert [(r["index"], r["rank"]) for r in rows] == [(1, 1), (3, 2), (0, 3), (2, None)]
+    assert sweep.better(0.95, 0.90) and not sweep.better(0.80, 0.90)
