@@ -443,22 +443,3 @@ def test_the_built_in_field_follows_the_documented_order_too(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     st_ = _two_sources(tmp_path, monkeypatch, kind, file_first=False)
     assert st_.epochs[0].val_loss == 0.7
-
-
-def test_a_tqdm_postfix_gives_each_names_latest_after_every_other_source(tmp_path: Path) -> None:
-    from tui.state.follow import LogFollower
-
-    log = tmp_path / "run.log"
-    bar = "Epoch 0:  50%|█████     | 8/16 [00:01<00:01,  7.50it/s, loss={loss}, acc={acc}]\n"
-    log.write_text(bar.format(loss="0.42", acc="0.81"))
-    f = LogFollower(log)
-    f.catch_up()
-    st = f.state
-    assert st.latest["loss"].value == 0.42 and st.latest["acc"].value == 0.81
-    with log.open("a") as out:
-        out.write("loss: 0.30\n" + bar.format(loss="0.20", acc="0.85"))
-    f.catch_up()
-    st = f.state
-    assert st.latest["loss"].value == 0.30  # the printed line's source ranks before a bar's postfix
-    assert st.latest["acc"].value == 0.85
-    f.close()

@@ -171,8 +171,6 @@ def _progress(st: RunData, ev: evt.Progress) -> None:
     if ev.source == "tqdm" and st.state in ("launching", "initializing") and st.source_format not in _OWN_STREAMS:
         st.state = "training"  # a script's own training bar (`Epoch 0:  45%|...`, ` 33%|...| 16/48`)
     st.progress = Progress(ev.epoch, ev.step, ev.steps, ev.steps_per_s, ev.eta_s, ev.loss, ev.postfix)
-    if ev.postfix:  # a bar's `loss=0.31, acc=0.9`: each name's latest, after every other source's
-        _remember(st, ev.postfix, ev.step, ev.epoch, _TQDM_RANK, ev.t)
 
 
 def _grad_monitor(st: RunData, ev: evt.GradMonitor) -> None:
@@ -381,9 +379,6 @@ def _metrics(st: RunData, ev: evt.Metrics) -> None:
             st.source_format = "csv"
     elif ev.epoch == st.epoch:
         _validating(st, ev.t)
-
-
-_TQDM_RANK = rank("tqdm")  # not a declared source: after all of them
 
 
 def _remember(st: RunData, values: tuple[tuple[str, float | None], ...], step: int | None,
