@@ -443,3 +443,23 @@ def test_the_built_in_field_follows_the_documented_order_too(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     st_ = _two_sources(tmp_path, monkeypatch, kind, file_first=False)
     assert st_.epochs[0].val_loss == 0.7
+
+
+def test_a_progress_bars_postfix_values_are_latest_where_no_source_gave_the_name(tmp_path: Path) -> None:
+    from tui.state.follow import LogFollower
+    from tui.state.serialize import state_json
+
+    log = tmp_path / "run.log"
+    bar = "Epoch 0:  50%|█████     | 8/16 [00:01<00:01,  7.50it/s, loss={loss}, acc={acc}]\n"
+    log.write_text(bar.format(loss="0.42", acc="0.81"))
+    f = LogFollower(log)
+    f.catch_up()
+    latest = state_json(f.state)["latest"]
+    assert latest["loss"]["value"] == 0.42 and latest["acc"]["value"] == 0.81
+    with log.open("a") as out:
+        out.write("loss: 0.30\n" + bar.format(loss="0.20", acc="0.85"))
+    f.catch_up()
+    latest = state_json(f.state)["latest"]
+    assert latest["loss"]["value"] == 0.30  # a printed line's source comes before a bar's postfix
+    assert latest["acc"]["value"] == 0.85  # the bar as it is now
+    f.close()

@@ -150,7 +150,7 @@ def _off_timeline(st: RunState, own: Sequence[str]) -> list[str]:
     """The latest value of each metric the timeline does not show (per-step numbers, files' scalars
     off the timeline), at most 12, by name."""
     on = set(own) | {"train_loss", "val_loss", "sharpe"}
-    rows = [(k, x) for k, x in sorted(st.latest.items()) if k not in on]
+    rows = [(k, x) for k, x in sorted(st.latest_values().items()) if k not in on]
     out = []
     for k, x in rows[:12]:
         where = f"step {x.step}" if x.step is not None else f"epoch {x.epoch}" if x.epoch is not None else ""

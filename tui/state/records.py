@@ -109,6 +109,9 @@ class Progress:
     postfix: tuple[tuple[str, float | None], ...] = ()  # a tqdm bar's `name=value` postfix
 
 
+BAR_RANK = 1_000  # a progress bar's postfix values: after every declared source's
+
+
 @dataclass(frozen=True, slots=True)
 class Scalar:
     """A metric's latest value, where it was (step, 1-based epoch) and the rank of its source."""
@@ -198,6 +201,19 @@ class RunData:
                            self.checkpoints[-1] if self.checkpoints else self.checkpoint_file or ""),
         }
         return [(k, label, *done[k]) for k, label in COMMAND_PHASES]
+
+    def latest_values(self) -> dict[str, Scalar]:
+        """Every metric's latest value (`latest`), and the current progress bar's postfix values
+        (a tqdm bar's `loss=0.31, acc=0.9`) for the names no source gave: a bar is read as it is
+        now, its earlier draws are not kept (the fast attach path keeps a read's last bar only)."""
+        bar = self.progress.postfix
+        if not bar:
+            return self.latest
+        out = dict(self.latest)
+        for k, v in bar:
+            if k not in out:
+                out[k] = Scalar(v, self.progress.step, self.progress.epoch, BAR_RANK)
+        return out
 
     def step_rate(self) -> float | None:
         """A step run's steps a second over its latest steps (`step_times`; None: not two

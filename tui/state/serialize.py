@@ -62,7 +62,7 @@ def state_json(st: RunData) -> dict[str, Any]:
         "last_time": st.last_time,
         "source_format": st.source_format,
         "latest": {k: {"value": finite_or_none(x.value), "step": x.step, "epoch": x.epoch}
-                   for k, x in sorted(st.latest.items())},
+                   for k, x in sorted(st.latest_values().items())},
         "log_event": st.log_event,
         "stalled_since": st.stalled_since,
         "stall_after": st.stall_after,
