@@ -544,3 +544,14 @@ def test_a_hosts_row_has_the_keys_of_this_machines_rows(logs_dir: Path, capsys: 
     assert main(["--logs", str(logs_dir), "--presets", str(ROOT / "presets"), "runs", "--json"]) == 0
     row, = json.loads(capsys.readouterr().out)
     assert set(row) == set(ROW_KEYS)
+
+
+def test_a_hosts_row_carries_its_ic_and_scale_to_the_runs_screen() -> None:
+    from tui.app.actions import host_view
+    from tui.app.screens.runs import headline
+
+    row = {"run": "tiny_20261124_010101", "state": "finished", "epoch": 3, "max_epochs": 3, "sharpe": 0.2,
+           "val_loss": 0.5, "ic_h1": 0.03, "ic_h20": 0.05, "scale_min": 0.4}
+    assert headline(host_view("h2", row)) == {"sharpe": 0.2, "ic1": 0.03, "ic20": 0.05, "scale": 0.4, "val": 0.5}
+    bare = {"run": "tiny_20261124_010101", "state": "training", "epoch": 1}  # another runctl version's row
+    assert headline(host_view("h2", bare)) == dict.fromkeys(("sharpe", "ic1", "ic20", "scale", "val"))

@@ -62,15 +62,20 @@ def test_incremental_reads_give_the_whole_read_state(tmp_path: Path, monkeypatch
 
 
 def _row(store: RunStore, m: Manifest) -> tuple:
-    st, sharpe, val = store.listing(m)
-    return st.state, st.epoch, st.max_epochs, st.error, sharpe, val
+    st, n = store.listing(m)
+    return (st.state, st.epoch, st.max_epochs, st.error, n["sharpe"], n["val_loss"], n["ic_h1"], n["ic_h20"],
+            n["scale_min"])
 
 
 def _whole(store: RunStore, m: Manifest) -> tuple:
     st = store.state(m)
     sharpe = next((r.sharpe for r in reversed(st.epochs) if r.sharpe is not None), None)
     val = next((r.val_loss for r in reversed(st.epochs) if r.val_loss is not None), None)
-    return st.state, st.epoch, st.max_epochs, st.error, sharpe, val
+    last = [r for r in st.epochs if r.validated][-1] if any(r.validated for r in st.epochs) else None
+    hs = last.horizons if last is not None else {}
+    scales = [h.scale for h in hs.values() if h.scale is not None]
+    return (st.state, st.epoch, st.max_epochs, st.error, sharpe, val, hs[1].ic if 1 in hs else None,
+            hs[20].ic if 20 in hs else None, min(scales) if scales else None)
 
 
 def test_listing_of_ended_runs_is_cached_by_the_logs_identity(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -88,6 +93,7 @@ def test_listing_of_ended_runs_is_cached_by_the_logs_identity(tmp_path: Path, mo
         runs[name] = m
     expected = {name: _whole(RunStore(logs), m) for name, m in runs.items()}
     assert {name: _row(RunStore(logs), m) for name, m in runs.items()} == expected  # and cached
+    assert all(x is not None for x in expected["engine_smoke.log"][4:]), expected  # every headline number
     assert len(list((logs / "training" / ".cache").glob("*.json"))) == len(runs)
     assert len(RunStore(logs).runs()) == 0  # the cache is no manifest (these runs have none on disk)
 

@@ -33,7 +33,7 @@ from tui.runs.gpus import box_gpus, held
 from tui.runs.hosts import LOCAL, split_target
 from tui.runs.queue import RunQueue, gpus_needed
 from tui.runs.store import DAMAGED
-from tui.state.records import EpochRecord
+from tui.state.records import EpochRecord, HorizonMetrics
 from tui.state.run import RunState
 
 CHANGING = ("launch", "next", "kill", "resume", "kill_marked", "queue_preset", "unqueue")  # what --readonly takes away
@@ -470,7 +470,7 @@ class RunActions(App[int]):
 
 def host_view(host: str, row: dict[str, Any]) -> RunView:
     """A host's run as the runs screen lists it, from its `runs --json` row (data: every value
-    checked for its type): its state, epoch, latest Sharpe and validation loss."""
+    checked for its type): its state, epoch, latest Sharpe, validation loss, IC and SCALE."""
 
     def number(key: str) -> float | None:
         x = row.get(key)
@@ -488,7 +488,14 @@ def host_view(host: str, row: dict[str, Any]) -> RunView:
                   max_epochs=whole("max_epochs"), error=text("error"),
                   stalled_since=number("stalled_since"))
     sharpe, val = number("sharpe"), number("val_loss")
-    if sharpe is not None or val is not None:
-        st.epochs = [EpochRecord(epoch=st.epoch or 1, sharpe=sharpe, val_loss=val, validated=True)]
+    ic1, ic20, scale = number("ic_h1"), number("ic_h20"), number("scale_min")
+    if any(x is not None for x in (sharpe, val, ic1, ic20, scale)):
+        # the row's headline as one epoch record: IC at h1 and h20; the lowest SCALE on h1's (the
+        # runs screen shows only the lowest; attached, the run is read whole from its host)
+        horizons = {1: HorizonMetrics(ic=ic1, scale=scale)} if ic1 is not None or scale is not None else {}
+        if ic20 is not None:
+            horizons[20] = HorizonMetrics(ic=ic20)
+        st.epochs = [EpochRecord(epoch=st.epoch or 1, sharpe=sharpe, val_loss=val, validated=True,
+                                 horizons=horizons)]
     return RunView(run=f"{host}:{row['run']}", state=st, launched_at=number("started_at"),
                    manifest=row, loaded=True, host=host)

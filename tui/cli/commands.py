@@ -106,14 +106,13 @@ def cmd_kill(ctx: Context, a: argparse.Namespace) -> int:
 
 def run_row(ctx: Context, m: Manifest) -> dict[str, Any]:
     """One `runs --json` object (`job_id`, `slurm_state`: what the run's scheduler says)."""
-    st, sharpe, val_loss = ctx.store.listing(m)
+    st, numbers = ctx.store.listing(m)
     job = ctx.store.backend(m).scheduled(m, ctx.store.jobs, ctx.store.job_errors)
     return {
         "run": m.run, "name": m.name, "state": st.state, "pid": m.pid, "log": m.log,
         "damaged": damaged_json(ctx, m), "log_event": st.log_event,
         "preset": m.preset, "epoch": st.epoch, "max_epochs": st.max_epochs,
-        "sharpe": sharpe if sharpe is None or sharpe == sharpe else None,
-        "val_loss": val_loss,
+        **numbers,  # sharpe, val_loss, ic_h1, ic_h20, scale_min
         "started_at": m.created_at, "error": st.error, "parent": m.parent,
         "stalled_since": st.stalled_since, "sweep": m.sweep,  # issue 20
         "children": list(m.children), "autopilot": bool(m.autopilot),

@@ -83,7 +83,8 @@ def relay(host: Host, err: str, say: Say) -> None:
 ROW_KEYS: dict[str, str] = {
     "run": "id", "name": "word", "state": "word", "pid": "int", "log": "word",
     "damaged": "damaged", "log_event": "word", "preset": "word", "epoch": "int",
-    "max_epochs": "int", "sharpe": "number", "val_loss": "number", "started_at": "time",
+    "max_epochs": "int", "sharpe": "number", "val_loss": "number", "ic_h1": "number", "ic_h20": "number",
+    "scale_min": "number", "started_at": "time",
     "error": "text", "parent": "word", "stalled_since": "time", "sweep": "sweep",
     "children": "ids", "autopilot": "bool", "backend": "word", "job_id": "word", "gpus": "ints",
     "slurm_state": "word", "host": "word",

@@ -44,7 +44,8 @@ EXIT_SUFFIX = ".exit"  # training/<run>.exit: the current attempt's end (JSON, n
 NOT_RUNS = ("queue", "queue_runner", "watcher", "notified")  # other JSON files of training/ (issue 20: the last two)
 EXIT_FRESH_S = 0.05  # an exit record stat'ed this recently (in the same state read) is not stat'ed again
 ATTEMPT_EVENTS = ("launch", "submit", "resume")  # history events that start an attempt
-LISTING_VERSION = 2  # of the cached listing rows (`RunStore.listing`)
+LISTING_VERSION = 3  # of the cached listing rows (`RunStore.listing`)
+HEADLINE = ("sharpe", "val_loss", "ic_h1", "ic_h20", "scale_min")  # a listing's numbers of a run
 _LISTED = ("state", "epoch", "max_epochs", "error", "exit_reason", "exit_status", "source_format", "log_event")
 _EXIT_STATES = {"finished": "finished", "terminated": "killed", "requeued": "launching"}
 
@@ -512,9 +513,10 @@ class RunStore:
             mark = seen.record(st, cache, m.run, path, stat, mark)
         self._marks[m.run] = mark
 
-    def listing(self, m: Manifest) -> tuple[RunState, float | None, float | None]:
+    def listing(self, m: Manifest) -> tuple[RunState, dict[str, float | None]]:
         """What a runs listing shows of a run: its judged state (the log's scalar fields only, no
-        timeline), its last Sharpe and its last validation loss.
+        timeline) and its headline numbers (`HEADLINE`: its last Sharpe and validation loss; the
+        latest validated epoch's IC at horizons 1 and 20 and its lowest SCALE).
 
         An ended run's log does not change, so what its log gave is kept in
         `training/.cache/<run>.json`, keyed by the log's (device, inode, size, mtime) and reused
@@ -541,6 +543,11 @@ class RunStore:
             row = {k: getattr(full, k) for k in _LISTED}
             row["sharpe"] = next((r.sharpe for r in reversed(full.epochs) if r.sharpe is not None), None)
             row["val_loss"] = next((r.val_loss for r in reversed(full.epochs) if r.val_loss is not None), None)
+            last = next((r for r in reversed(full.epochs) if r.validated), None)
+            h1, h20 = (last.horizons.get(1), last.horizons.get(20)) if last is not None else (None, None)
+            scales = [x.scale for x in last.horizons.values() if x.scale is not None] if last is not None else []
+            row |= {"ic_h1": h1.ic if h1 else None, "ic_h20": h20.ic if h20 else None,
+                    "scale_min": min(scales) if scales else None}
         st = RunState()
         for k in _LISTED:
             setattr(st, k, row.get(k, getattr(st, k)))
@@ -551,9 +558,8 @@ class RunStore:
             with contextlib.suppress(OSError, TypeError, ValueError, RunctlError):
                 cache.parent.mkdir(exist_ok=True)
                 atomic_write_json(cache, {"key": key, "row": row}, durable=False)
-        sharpe, val = row.get("sharpe"), row.get("val_loss")
-        return (st, sharpe if isinstance(sharpe, float) else None,
-                val if isinstance(val, float) else None)
+        numbers = {k: row.get(k) for k in HEADLINE}
+        return st, {k: v if isinstance(v, float) and v == v else None for k, v in numbers.items()}
 
     def judge(self, m: Manifest, st: RunState, alive: bool | None = None, resume: bool = True) -> RunState:
         """Apply liveness, the manifest and the exit record to a state read from the log (mutates
