@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
+
+from tui.errors import write_error
 
 CREATE_TIME_TOLERANCE = 0.5  # seconds; psutil derives create_time from boot time + start ticks
 
@@ -168,6 +173,21 @@ def stats(expected: Identity | None) -> dict[str, Any] | None:
 
 def _fmt(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 100) % 100:02d}"
+
+
+def spawn_detached(cmd: Sequence[str], log: Path) -> Identity:
+    """Start one of runctl's own helpers (the queue runner, a sweep's driver, the watcher) in its
+    own session, no stdin, its output appended to `log`; reaped by a thread if we outlive it.
+    Its identity (a one-line error naming `log` when that cannot be opened)."""
+    try:
+        out = open(log, "ab")  # noqa: SIM115 - closed below, once the child has it
+    except OSError as e:
+        raise write_error(log, e, "create") from None
+    with out:
+        p = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True, close_fds=True)
+    threading.Thread(target=p.wait, daemon=True).start()
+    return identify(p.pid) or Identity(p.pid, time.time(), tuple(cmd))
 
 
 def identity_from(data: dict[str, Any] | None) -> Identity | None:

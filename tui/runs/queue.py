@@ -14,9 +14,7 @@ import contextlib
 import json
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tui.errors import RunctlError, write_error
+from tui.errors import RunctlError
 from tui.runs import procs
 from tui.runs.lock import controller_lock
 from tui.runs.store import RunStore, atomic_write_json
@@ -229,16 +227,7 @@ class RunQueue:
             if procs.is_running(ident):
                 return ident
             cmd = [sys.executable, "-m", "tui.runs.queue_runner", "--logs", str(self.store.logs_dir.resolve())]
-            log = self.store.training_dir / "queue_runner.log"
-            try:
-                out = open(log, "ab")  # noqa: SIM115 - closed below, once the runner has it
-            except OSError as e:
-                raise write_error(log, e, "create") from None
-            with out:
-                p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, close_fds=True)
-            threading.Thread(target=p.wait, daemon=True).start()  # reap it if we outlive it
-            ident = procs.identify(p.pid) or procs.Identity(p.pid, time.time(), tuple(cmd))
+            ident = procs.spawn_detached(cmd, self.store.training_dir / "queue_runner.log")
             try:
                 atomic_write_json(self.runner_path, ident.to_json())
             except RunctlError:  # no runner without its record (a second one would start)

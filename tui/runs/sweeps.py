@@ -29,9 +29,7 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -371,16 +369,7 @@ def ensure_driver(store: RunStore, sweep_id: str) -> procs.Identity | None:
         if driver_alive(sweep):
             return procs.identity_from(sweep.driver)
         cmd = [sys.executable, "-m", "tui.runs.sweeps", "--logs", str(store.logs_dir.resolve()), sweep.id]
-        log = sweeps_dir(store) / f"{sweep.id}.log"
-        try:
-            out = open(log, "ab")  # noqa: SIM115 - closed below, once the driver has it
-        except OSError as e:
-            raise write_error(log, e, "create") from None
-        with out:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True, close_fds=True)
-        threading.Thread(target=p.wait, daemon=True).start()
-        ident = procs.identify(p.pid) or procs.Identity(p.pid, time.time(), tuple(cmd))
+        ident = procs.spawn_detached(cmd, sweeps_dir(store) / f"{sweep.id}.log")
         sweep.driver = ident.to_json()
         try:
             save(store, sweep)

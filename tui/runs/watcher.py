@@ -31,9 +31,7 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -175,11 +173,7 @@ def start_watcher(store: RunStore, presets_dir: Path | None = None, since: float
     with contextlib.suppress(OSError):
         if log.stat().st_size > LOG_MAX:
             os.replace(log, log.with_name(WATCHER_LOG + ".1"))
-    with open(log, "ab") as out:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             start_new_session=True, close_fds=True)
-    threading.Thread(target=p.wait, daemon=True).start()  # reaped if we outlive it
-    return procs.identify(p.pid) or procs.Identity(p.pid, time.time(), tuple(cmd))
+    return procs.spawn_detached(cmd, log)
 
 
 def watcher_identity(training_dir: Path) -> procs.Identity | None:
