@@ -12,6 +12,7 @@ test_faults_engine.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -461,18 +463,26 @@ def test_gpu_slots_are_the_machines(logs_dir: Path, presets: Path, ctl, tmp_path
 
 
 # --------------------------------------------------------------------------- 4. a full disk
-@pytest.fixture
-def small_disk(tmp_path: Path):  # noqa: ANN201
-    """A 4 MB tmpfs (root only: skipped where mount is not permitted); unmounted at the end."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+@contextlib.contextmanager
+def tmpfs_at(mnt: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted on the folder `mnt` (made here; root only: the test is skipped
+    where mount is not permitted); unmounted at the end."""
+    mnt.mkdir(parents=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True,
+                       text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); needs root")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # noqa: ANN201
+    """A 4 MB tmpfs."""
+    with tmpfs_at(tmp_path / "small", "4m") as mnt:
+        yield mnt
 
 
 def fill(where: Path) -> Path:
@@ -561,16 +571,8 @@ def test_a_start_whose_manifest_cannot_be_written_is_rolled_back(logs_dir: Path,
 def small_training(logs_dir: Path):  # noqa: ANN201
     """`_logs/training` (the logs, the exit records, the lock) on a 4 MB tmpfs (root only: skipped
     where mount is not permitted); unmounted at the end."""
-    training = logs_dir / "training"
-    training.mkdir(parents=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(training)], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); needs root")
-    try:
+    with tmpfs_at(logs_dir / "training", "4m") as training:
         yield training
-    finally:
-        subprocess.run(["umount", "-l", str(training)], capture_output=True)
 
 
 def test_the_exit_record_lands_on_a_full_disk(small_training: Path, logs_dir: Path, presets: Path, ctl) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from engine import runfiles
+from tests.test_faults import tmpfs_at
 from tests.waiting import wait_until
 from tui.runs.store import Manifest, RunStore
 
@@ -28,15 +29,8 @@ from tui.runs.store import Manifest, RunStore
 @pytest.fixture
 def small_runs(logs_dir: Path):  # noqa: ANN201
     """`_logs/runs` on a 400 KB tmpfs: one tiny checkpoint and last.ckpt fit, a second does not."""
-    runs = logs_dir / "runs"
-    runs.mkdir(parents=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(runs)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); needs root")
-    try:
+    with tmpfs_at(logs_dir / "runs", "400k") as runs:
         yield runs
-    finally:
-        subprocess.run(["umount", "-l", str(runs)], capture_output=True)
 
 
 @pytest.mark.slow
