@@ -486,12 +486,13 @@ class RunStore:
             return read.follower.state.snapshot()
 
     def seen_read(self, m: Manifest, st: RunState, fresh: bool, path: Path | None = None,
-                  stat: os.stat_result | None = None) -> None:
+                  stat: os.stat_result | None = None, alive: bool | None = None) -> None:
         """After a read of the run's log into `st` (mutated): its read mark and epoch journal
         (tui.runs.seen). A log read afresh (`fresh`: this reader's first read) that was cut since
         the mark gets back the epochs it no longer holds (`log_event` truncated); a live run's
-        read is recorded (an ended one's log is what it is: nothing written). `path`, `stat`: the file read (default: where the run writes, else its
-        log). Never raises for the files."""
+        read is recorded (an ended one's log is what it is: nothing written). `path`, `stat`: the
+        file read (default: where the run writes, else its log); `alive`: the run's liveness where
+        the caller just sampled it (default: asked here). Never raises for the files."""
         from tui.runs import seen
 
         if path is None or stat is None:
@@ -509,7 +510,8 @@ class RunStore:
         if fresh and mark is not None and seen.same_file(mark, stat) and (
                 seen.restore(st, cache, m.run, mark) or seen.truncated(mark, path, stat)):
             st.log_event = st.log_event or "truncated"
-        if m.damaged is None and self.exit_record(m) is None and self.is_running(m):
+        if m.damaged is None and self.exit_record(m) is None and (
+                alive if alive is not None else self.is_running(m)):
             mark = seen.record(st, cache, m.run, path, stat, mark)
         self._marks[m.run] = mark
 

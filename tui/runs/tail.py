@@ -41,7 +41,7 @@ class RunTail:
             self.feed.poll()
         self.follower.poll()
         if self.manifest is not None and self.feed is None:  # a log cut under the run loses nothing
-            self.store.seen_read(self.manifest, self.follower.state, self._first)
+            self.store.seen_read(self.manifest, self.follower.state, self._first, alive=self.alive)
             self._first = False
         return live_state(self.follower.state, self.store, self.manifest, self.alive)
 
