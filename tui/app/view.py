@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.cells import cell_len
 
-from tui.judge.conditions import metric_values, worst
+from tui.judge.conditions import max_epochs_of, metric_values, worst
 from tui.judge.results import Verdicts
 from tui.presets.preset import HORIZON_METRICS, Preset, metric_label
 from tui.runs.hosts import LOCAL
@@ -62,9 +62,7 @@ class RunView:
     @property
     def max_epochs(self) -> int | None:
         """Epochs the run will do (log first, then the preset); a run counted in steps: its steps."""
-        if self.state.axis == "step":
-            return self.state.max_steps or (self.preset.max_steps if self.preset else None)
-        return self.state.max_epochs or (self.preset.max_epochs if self.preset else None)
+        return max_epochs_of(self.preset, self.state)
 
     @property
     def unit(self) -> str:

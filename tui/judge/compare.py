@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tui.judge.conditions import summary_metrics
+from tui.judge.conditions import max_epochs_of, summary_metrics
 from tui.presets.preset import Preset, value_text
 from tui.state.run import RunState
 
@@ -50,9 +50,7 @@ class Compared:
     @property
     def max_epochs(self) -> int | None:
         """Epochs the run will do (log first, then the preset); a run counted in steps: its steps."""
-        if self.state.axis == "step":
-            return self.state.max_steps or (self.preset.max_steps if self.preset else None)
-        return self.state.max_epochs or (self.preset.max_epochs if self.preset else None)
+        return max_epochs_of(self.preset, self.state)
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -124,12 +124,12 @@ def own_value(rec: EpochRecord, name: str) -> float | None:
     return finite_or_none(rec.metrics.get(name))
 
 
-def max_epochs_of(preset: Preset, state: RunState) -> int | None:
+def max_epochs_of(preset: Preset | None, state: RunState) -> int | None:
     """The run's budget on its axis: epochs (from the log if known, else the preset), or steps for
     a run counted in steps."""
     if state.axis == "step":
-        return state.max_steps or preset.max_steps
-    return state.max_epochs or preset.max_epochs
+        return state.max_steps or (preset.max_steps if preset else None)
+    return state.max_epochs or (preset.max_epochs if preset else None)
 
 
 def checkpoint_record(state: RunState, axis: str, at: int | None) -> EpochRecord | None:
