@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.test_attach_fast import _atft_log, _engine_log, _fold
@@ -215,6 +215,8 @@ PREFIXES = [H, "[2025-10-28 23:59:50,149][root][WARNING] - ", "[2025-10-28 23:59
 
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PREFIXES), hot_ish()), min_size=1, max_size=12))
+@example([(H, "Sharpe:"), (H, "Sharpe:"), (H, "Epoch 0/"), (H, "Learning rate: 0.35"),  # a tqdm bar, then
+          (PREFIXES[7], "Epoch 0/"), (H, "[progress] Epoch 3/10")])  # ours: the fast path keeps the last only
 def test_generated_lines(lines: list[tuple[str, str]]) -> None:
     buf = "".join(f"{p}{m}\n" for p, m in lines).encode("utf-8", "surrogatepass")
     _check(buf)

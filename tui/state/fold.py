@@ -168,8 +168,11 @@ _OWN_STREAMS = ("engine", "callback", "atft")  # logs that say themselves when t
 
 
 def _progress(st: RunData, ev: evt.Progress) -> None:
-    if ev.source == "tqdm" and st.state in ("launching", "initializing") and st.source_format not in _OWN_STREAMS:
-        st.state = "training"  # a script's own training bar (`Epoch 0:  45%|...`, ` 33%|...| 16/48`)
+    # a training bar of a log that does not say itself when training begins (a script's own tqdm
+    # `Epoch 0:  45%|...`, ` 33%|...| 16/48`): training. Any source's bar, not only tqdm's: the
+    # fast attach path keeps a read's last Progress only, and it must come to the same state
+    if st.state in ("launching", "initializing") and st.source_format not in _OWN_STREAMS:
+        st.state = "training"
     st.progress = Progress(ev.epoch, ev.step, ev.steps, ev.steps_per_s, ev.eta_s, ev.loss, ev.postfix)
 
 
